@@ -1,0 +1,48 @@
+"""logtap: load web-server logs from Kafka into S3, HDFS and Elasticsearch/OpenSearch, exactly once, in bounded
+offset ranges scheduled by Apache Airflow; replay and backfill any past range side by side with the live load.
+
+Importing this package imports no Airflow: the provider manager calls :func:`get_provider_info` through the
+``apache_airflow_provider`` entry point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """The provider metadata Airflow's providers manager reads (``airflow providers list``)."""
+    return {
+        "package-name": "airflow-provider-logtap",
+        "name": "logtap",
+        "description": (
+            "Bounded, exactly-once loads of web-server logs from Apache Kafka into S3, HDFS and "
+            "Elasticsearch/OpenSearch; replay and backfill of any past offset range."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "logtap",
+                "external-doc-url": "https://github.com/logtap/airflow-provider-logtap",
+                "tags": ["apache"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "logtap",
+                "python-modules": ["airflow_provider_logtap.hooks.kafka_range"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "logtap",
+                "python-modules": [
+                    "airflow_provider_logtap.operators.plan",
+                    "airflow_provider_logtap.operators.s3",
+                    "airflow_provider_logtap.operators.commit",
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,64 @@
+"""The only module that knows Airflow versions apart.
+
+Everything Airflow-facing in logtap imports Airflow names from here. The common.compat provider already maps
+most names between Airflow 2.x and 3.x (``airflow.sdk`` first); what it does not cover is decided here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.common.compat.sdk import (
+    DAG,
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    Asset,
+    BaseHook,
+    BaseOperator,
+    BaseSensorOperator,
+    Context,
+    Param,
+    TriggerRule,
+    Variable,
+)
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+__all__ = [
+    "AIRFLOW_V_3_0_PLUS",
+    "DAG",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSkipException",
+    "Asset",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "Context",
+    "Param",
+    "TriggerRule",
+    "Variable",
+    "kafka_client_config",
+    "run_identity",
+]
+
+
+def kafka_client_config(hook: Any) -> dict[str, Any]:
+    """The librdkafka configuration of a Kafka provider hook's connection.
+
+    Newer apache-kafka providers build it with ``_build_config`` (resolving allow-listed callbacks and managed
+    OAuth); older ones read the connection extra directly.
+    """
+    build = getattr(hook, "_build_config", None)
+    if callable(build):
+        return dict(build())
+    config = dict(hook.get_connection(hook.kafka_config_id).extra_dejson)
+    if not config.get("bootstrap.servers"):
+        raise ValueError("config['bootstrap.servers'] must be provided.")
+    return config
+
+
+def run_identity(context: Context) -> str:
+    """``<dag_id>/<run_id>`` of the running task: who claims, writes and commits a range."""
+    ti = context["ti"]
+    return f"{ti.dag_id}/{context['run_id']}"

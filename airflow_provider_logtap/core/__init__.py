@@ -1,0 +1,1 @@
+"""Pure Python: no Airflow, no network, no client library. Ranges, names, progress, batching."""

@@ -1,0 +1,73 @@
+"""Deterministic names: one place decides how an object or file is named from a range.
+
+A name carries topic, partition and the first offset the object covers, zero-padded to 20 digits so that
+lexicographic order is offset order (as Kafka names its segment files). Re-writing the same range gives the
+same names, so a re-run overwrites instead of duplicating. The parse functions read a name back so a sink can
+find what an earlier, unfinished attempt left behind.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import NamedTuple
+
+from airflow_provider_logtap.core.ranges import _check_topic
+from airflow_provider_logtap.errors import ConfigurationError
+
+OFFSET_DIGITS = 20
+_NAME_RE = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<start>\d{20})(?P<suffix>\..*)?$")
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=@+-]+$")
+
+
+class ParsedName(NamedTuple):
+    topic: str
+    partition: int
+    start: int
+    suffix: str
+
+
+def file_name(topic: str, partition: int, start: int, suffix: str) -> str:
+    """``<topic>+<partition>+<start:020d><suffix>``, e.g. ``weblogs+3+00000000000000001200.log.gz``."""
+    _check_topic(topic)
+    return f"{topic}+{partition}+{start:0{OFFSET_DIGITS}d}{suffix}"
+
+
+def parse_file_name(name: str) -> ParsedName | None:
+    """The parts of a name made by :func:`file_name`, or ``None`` for any other name."""
+    m = _NAME_RE.match(posixpath.basename(name))
+    if not m:
+        return None
+    return ParsedName(m["topic"], int(m["partition"]), int(m["start"]), m["suffix"] or "")
+
+
+def clean_prefix(prefix: str, name: str = "prefix") -> str:
+    """A relative, normalised key prefix without ``..``, wildcards or empty segments ("" is allowed).
+
+    User input (a replay's target, a tap's configuration) must not escape its base.
+    """
+    if not isinstance(prefix, str):
+        raise ConfigurationError(f"{name} must be a string. Got {prefix!r}")
+    stripped = prefix.strip("/")
+    if not stripped:
+        return ""
+    segments = stripped.split("/")
+    for segment in segments:
+        if segment in ("", ".", "..") or not _SAFE_SEGMENT.match(segment):
+            raise ConfigurationError(
+                f"{name} {prefix!r} has an unsafe segment {segment!r}: use letters, digits and ._=@+- "
+                "separated by single '/', with no '.' or '..' segments and no wildcards."
+            )
+    return "/".join(segments)
+
+
+def partition_dir(prefix: str, topic: str, partition: int) -> str:
+    """``<prefix>/<topic>/partition=<p>`` (no leading or trailing slash)."""
+    _check_topic(topic)
+    parts = [p for p in (clean_prefix(prefix), topic, f"partition={partition}") if p]
+    return "/".join(parts)
+
+
+def object_key(prefix: str, topic: str, partition: int, start: int, suffix: str) -> str:
+    """``<prefix>/<topic>/partition=<p>/<topic>+<p>+<start:020d><suffix>``."""
+    return f"{partition_dir(prefix, topic, partition)}/{file_name(topic, partition, start, suffix)}"

@@ -1,0 +1,83 @@
+"""Taps → DAGs. Each tap gets its own incremental DAG: plan → load (one mapped task per partition) → commit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow_provider_logtap.compat import DAG
+from airflow_provider_logtap.operators.commit import KafkaCommitRangesOperator
+from airflow_provider_logtap.operators.plan import KafkaPlanRangesOperator
+from airflow_provider_logtap.operators.s3 import KafkaToS3ArchiveOperator
+from airflow_provider_logtap.taps import S3ArchiveTarget, Tap
+
+PARTITION_LABEL = (
+    "partition {{ task.offset_range['partition'] }} "
+    "[{{ task.offset_range['start'] }}, {{ task.offset_range['end'] }})"
+)
+
+
+def _load_operator(tap: Tap) -> Any:
+    target = tap.target
+    if isinstance(target, S3ArchiveTarget):
+        return KafkaToS3ArchiveOperator.partial(
+            task_id="load",
+            group_id=tap.group,
+            on_data_loss=tap.on_data_loss,
+            kafka_config_id=tap.kafka_conn_id,
+            bucket=target.bucket,
+            prefix=target.prefix,
+            aws_conn_id=target.aws_conn_id,
+            compression=target.compression,
+            compression_level=target.compression_level,
+            max_records_per_object=target.max_records_per_object,
+            max_bytes_per_object=target.max_bytes_per_object,
+            map_index_template=PARTITION_LABEL,
+        )
+    raise TypeError(f"no load operator for target {target!r}")
+
+
+def incremental_dag(tap: Tap) -> DAG:
+    """The scheduled load of one tap, from its group's committed offsets to the high-water mark at plan time."""
+    end: Any = (
+        "high_watermark" if tap.max_records_per_run is None else {"max_records": tap.max_records_per_run}
+    )
+    with DAG(
+        dag_id=tap.dag_id,
+        description=f"logtap: {tap.topic} -> {tap.target.type} (group {tap.group})",
+        schedule=tap.schedule,
+        start_date=tap.start_date,
+        catchup=False,
+        max_active_runs=1,
+        tags=["logtap", tap.target.type, *tap.tags],
+        default_args={"retries": tap.retries, "retry_delay": timedelta(seconds=tap.retry_delay_seconds)},
+        doc_md=(
+            f"Incremental load of topic `{tap.topic}` into `{tap.target.type}` by consumer group "
+            f"`{tap.group}`: **plan** the ranges `[committed, high watermark)`, **load** one mapped task per "
+            "partition, **commit** the group's offsets only after every load succeeded."
+        ),
+    ) as dag:
+        plan = KafkaPlanRangesOperator(
+            task_id="plan",
+            topic=tap.topic,
+            group_id=tap.group,
+            start="committed",
+            end=end,
+            initial=tap.initial,
+            on_data_loss=tap.on_data_loss,
+            kafka_config_id=tap.kafka_conn_id,
+        )
+        load = _load_operator(tap).expand(offset_range=plan.output)
+        KafkaCommitRangesOperator(
+            task_id="commit",
+            ranges=plan.output,
+            results=load.output,
+            group_id=tap.group,
+            kafka_config_id=tap.kafka_conn_id,
+        )
+    return dag
+
+
+def dags_from_taps(taps: list[Tap]) -> dict[str, DAG]:
+    """``{dag_id: DAG}`` for every tap, ready to be put in a DAG file's globals."""
+    return {tap.dag_id: incremental_dag(tap) for tap in taps}

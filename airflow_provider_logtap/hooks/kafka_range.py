@@ -1,0 +1,113 @@
+"""KafkaRangeHook: plan, read and commit bounded offset ranges, on the Kafka provider's connection."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient
+
+from airflow_provider_logtap.compat import kafka_client_config
+from airflow_provider_logtap.core import claims
+from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap.core.ranges import EndSpec, OffsetRange, Plan, StartSpec, plan_ranges
+from airflow_provider_logtap.kafka import client, offsets, reader
+
+READER_GROUP = "logtap-reader"
+
+
+class KafkaRangeHook(KafkaBaseHook):
+    """Bounded offset ranges of a topic over an Apache Kafka connection (``conn_type`` ``kafka``).
+
+    The connection is the Kafka provider's: its extra is the librdkafka configuration (``bootstrap.servers``,
+    security settings). logtap sets the consumer settings a range read needs (no auto-commit, ``assign()``,
+    ``read_committed``, bounded fetch buffers); a connection may override the buffer sizes.
+
+    :param kafka_config_id: the Airflow connection id, ``kafka_default`` by default.
+    """
+
+    hook_name = "Apache Kafka (logtap ranges)"
+
+    def __init__(self, kafka_config_id: str = KafkaBaseHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(kafka_config_id=kafka_config_id, **kwargs)
+
+    def client_config(self) -> dict[str, Any]:
+        return kafka_client_config(self)
+
+    def admin(self) -> AdminClient:
+        return AdminClient(client.admin_config(self.client_config()))
+
+    @contextmanager
+    def consumer(self, group_id: str | None) -> Iterator[Consumer]:
+        """A consumer for ``assign()`` reads and explicit commits as ``group_id``; closed on exit."""
+        consumer = Consumer(client.reader_config(self.client_config(), group_id or READER_GROUP))
+        try:
+            yield consumer
+        finally:
+            consumer.close()
+
+    def plan(
+        self,
+        *,
+        topic: str,
+        start: StartSpec,
+        end: EndSpec,
+        group_id: str | None = None,
+        partitions: Sequence[int] | None = None,
+        on_data_loss: str = "fail",
+    ) -> Plan:
+        """Observe ``topic`` now and plan one run's ranges (see :func:`plan_ranges`)."""
+        if start.kind == "committed" and not group_id:
+            raise ValueError("start='committed' needs the tap's group_id")
+        config = self.client_config()
+        isolation = str(config.get("isolation.level", "read_committed"))
+        with self.consumer(group_id) as consumer:
+            states, _committed = offsets.observe(
+                self.admin(),
+                consumer,
+                topic=topic,
+                start=start,
+                end=end,
+                partitions=partitions,
+                isolation=isolation,
+            )
+        plan = plan_ranges(
+            topic=topic,
+            states=states,
+            start=start,
+            end=end,
+            on_data_loss=on_data_loss,
+            group_id=group_id,
+            planned_at_ms=int(time.time() * 1000),
+        )
+        return plan
+
+    def claim(self, plan: Plan, run: str) -> None:
+        """Commit the plan's start offsets unchanged, with claims naming ``run`` (see :mod:`core.claims`)."""
+        if not plan.group_id:
+            raise ValueError("only a plan made for a consumer group can be claimed")
+        with self.consumer(plan.group_id) as consumer:
+            offsets.commit_offsets(
+                consumer,
+                plan.topic,
+                {r.partition: (r.start, claims.planned(run, r).encode()) for r in plan.ranges},
+            )
+
+    def committed(self, group_id: str, topic: str, partitions: Sequence[int]) -> dict[int, offsets.Committed]:
+        with self.consumer(group_id) as consumer:
+            return offsets.committed_offsets(consumer, topic, partitions)
+
+    def commit(self, group_id: str, topic: str, ends: dict[int, tuple[int, str]]) -> None:
+        """Commit ``{partition: (offset, metadata)}`` for ``group_id``."""
+        with self.consumer(group_id) as consumer:
+            offsets.commit_offsets(consumer, topic, ends)
+
+    def read(self, rng: OffsetRange, **options: Any) -> Iterator[RecordBatch]:
+        """The records of ``rng`` in batches (see :func:`airflow_provider_logtap.kafka.reader.read_range`)."""
+        options.setdefault("report", self.log.info)
+        with self.consumer(None) as consumer:
+            yield from reader.read_range(consumer, rng, **options)

@@ -1,0 +1,162 @@
+"""Observe partitions (log start, high-water mark, committed offsets, offsets for times) and commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_INVALID, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+from airflow_provider_logtap.core.claims import Claim
+from airflow_provider_logtap.core.ranges import EndSpec, PartitionState, StartSpec
+from airflow_provider_logtap.errors import ConfigurationError, LogtapError
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A group's committed offset of one partition (``None``: nothing committed) and its claim."""
+
+    offset: int | None
+    claim: Claim | None
+    metadata: str | None
+
+
+def partitions_of(admin: AdminClient, topic: str, timeout: float = 30.0) -> list[int]:
+    metadata = admin.list_topics(topic=topic, timeout=timeout)
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        reason = info.error if info is not None and info.error is not None else "unknown topic"
+        raise ConfigurationError(
+            f"topic {topic!r} cannot be read ({reason}). Check the topic name and that the Kafka "
+            "connection's bootstrap.servers point at the right cluster."
+        )
+    return sorted(info.partitions)
+
+
+def _list_offsets(
+    admin: AdminClient, topic: str, specs: Mapping[int, Any], isolation: str, timeout: float
+) -> dict[int, int]:
+    if not specs:
+        return {}
+    level = (
+        IsolationLevel.READ_COMMITTED if isolation == "read_committed" else IsolationLevel.READ_UNCOMMITTED
+    )
+    futures = admin.list_offsets(
+        {TopicPartition(topic, p): spec for p, spec in specs.items()},
+        isolation_level=level,
+        request_timeout=timeout,
+    )
+    out: dict[int, int] = {}
+    for tp, future in futures.items():
+        try:
+            out[tp.partition] = int(future.result().offset)
+        except KafkaException as exc:
+            raise LogtapError(f"could not list offsets of {topic}[{tp.partition}]: {exc}") from exc
+    return out
+
+
+def watermarks(
+    admin: AdminClient,
+    topic: str,
+    partitions: Sequence[int],
+    isolation: str = "read_committed",
+    timeout: float = 30.0,
+) -> dict[int, tuple[int, int]]:
+    """``{partition: (log start, high-water mark)}``; under ``read_committed`` the end is the last stable
+    offset, the end a transactional reader can reach."""
+    low = _list_offsets(admin, topic, {p: OffsetSpec.earliest() for p in partitions}, isolation, timeout)
+    high = _list_offsets(admin, topic, {p: OffsetSpec.latest() for p in partitions}, isolation, timeout)
+    return {p: (low[p], high[p]) for p in partitions}
+
+
+def offsets_for_time(
+    admin: AdminClient,
+    topic: str,
+    partitions: Sequence[int],
+    timestamp_ms: int,
+    isolation: str = "read_committed",
+    timeout: float = 30.0,
+) -> dict[int, int | None]:
+    """The first offset whose timestamp is >= ``timestamp_ms`` per partition (``None``: no such record)."""
+    found = _list_offsets(
+        admin, topic, {p: OffsetSpec.for_timestamp(timestamp_ms) for p in partitions}, isolation, timeout
+    )
+    return {p: (o if o >= 0 else None) for p, o in found.items()}
+
+
+def committed_offsets(
+    consumer: Any, topic: str, partitions: Iterable[int], timeout: float = 30.0
+) -> dict[int, Committed]:
+    """The group's committed offsets (and logtap claims) for ``partitions``."""
+    tps = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=timeout)
+    out: dict[int, Committed] = {}
+    for tp in tps:
+        if tp.error is not None:
+            raise LogtapError(f"could not read committed offset of {topic}[{tp.partition}]: {tp.error}")
+        offset = None if tp.offset == OFFSET_INVALID or tp.offset < 0 else int(tp.offset)
+        metadata = getattr(tp, "metadata", None)
+        out[tp.partition] = Committed(offset=offset, claim=Claim.decode(metadata), metadata=metadata)
+    return out
+
+
+def commit_offsets(consumer: Any, topic: str, offsets: Mapping[int, tuple[int, str]]) -> None:
+    """Commit ``{partition: (offset, metadata)}`` synchronously; raise if any partition failed."""
+    if not offsets:
+        return
+    result = consumer.commit(
+        offsets=[TopicPartition(topic, p, o, metadata=m) for p, (o, m) in sorted(offsets.items())],
+        asynchronous=False,
+    )
+    failed = [tp for tp in result or () if tp.error is not None]
+    if failed:
+        raise LogtapError(
+            "offset commit failed for " + ", ".join(f"{topic}[{tp.partition}]: {tp.error}" for tp in failed)
+        )
+
+
+def observe(
+    admin: AdminClient,
+    consumer: Any,
+    *,
+    topic: str,
+    start: StartSpec,
+    end: EndSpec,
+    partitions: Sequence[int] | None = None,
+    isolation: str = "read_committed",
+    timeout: float = 30.0,
+) -> tuple[list[PartitionState], dict[int, Committed]]:
+    """Everything the planner needs of ``topic``'s partitions, observed now."""
+    existing = partitions_of(admin, topic, timeout)
+    if partitions is not None:
+        unknown = sorted(set(partitions) - set(existing))
+        if unknown:
+            raise ConfigurationError(f"partitions {unknown} do not exist in {topic!r} (it has {existing})")
+        chosen = sorted(set(partitions))
+    else:
+        chosen = existing
+    marks = watermarks(admin, topic, chosen, isolation, timeout)
+    committed = committed_offsets(consumer, topic, chosen, timeout) if start.kind == "committed" else {}
+    start_ts = (
+        offsets_for_time(admin, topic, chosen, start.timestamp_ms, isolation, timeout)
+        if start.timestamp_ms is not None
+        else {}
+    )
+    end_ts = (
+        offsets_for_time(admin, topic, chosen, end.timestamp_ms, isolation, timeout)
+        if end.timestamp_ms is not None
+        else {}
+    )
+    states = [
+        PartitionState(
+            partition=p,
+            log_start=marks[p][0],
+            high_watermark=marks[p][1],
+            committed=committed[p].offset if p in committed else None,
+            start_at_timestamp=start_ts.get(p),
+            end_at_timestamp=end_ts.get(p),
+        )
+        for p in chosen
+    ]
+    return states, committed

@@ -1,0 +1,108 @@
+"""KafkaPlanRangesOperator: the plan step of a run, made once and kept in XCom."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_logtap.compat import BaseOperator, Context, run_identity
+from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, EndSpec, StartSpec
+from airflow_provider_logtap.errors import one_of
+from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
+from airflow_provider_logtap.operators._templating import check_unless_templated
+
+PLAN_XCOM_KEY = "plan"
+
+
+class KafkaPlanRangesOperator(BaseOperator):
+    """Plan the half-open offset ranges ``[start, end)`` of one run, one per partition.
+
+    Returns the ranges (a list of ``{"topic", "partition", "start", "end"}``, one per partition, ready for
+    ``.expand()``) and pushes the whole plan, including offsets lost to retention, under the XCom key
+    ``plan``. A retried load task reuses this plan unchanged.
+
+    With ``start='committed'`` and ``claim=True`` the plan claims the group's next range: it commits the
+    unchanged offsets with metadata naming this run, so that a load or commit of an older, superseded run
+    can no longer write or commit (see :mod:`airflow_provider_logtap.core.claims`).
+
+    :param topic: the Kafka topic.
+    :param group_id: the tap's consumer group (needed for ``start='committed'``).
+    :param start: ``committed`` (default), ``earliest``, ``latest``, ``{"offsets": {partition: offset}}`` or
+        ``{"timestamp": "<ISO-8601>"|epoch_ms}``.
+    :param end: ``high_watermark`` (default; snapshot at plan time), ``{"offsets": ...}``,
+        ``{"timestamp": ...}`` or ``{"max_records": N}`` (per partition).
+    :param initial: with ``start='committed'``, where a partition without a committed offset starts:
+        ``earliest`` (default), ``latest`` or ``fail``.
+    :param partitions: only these partitions (default: all).
+    :param on_data_loss: ``fail`` (default) when retention deleted offsets the plan needs, or ``log_start``
+        to start at the log start and record the lost offsets in the plan.
+    :param claim: claim the range in the group's commit metadata (group mode only; default ``True``).
+    :param kafka_config_id: the Kafka connection id.
+    """
+
+    template_fields: Sequence[str] = ("topic", "group_id", "start", "end", "partitions", "on_data_loss")
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        group_id: str | None = None,
+        start: Any = "committed",
+        end: Any = "high_watermark",
+        initial: str = "earliest",
+        partitions: Sequence[int] | None = None,
+        on_data_loss: str = "fail",
+        claim: bool = True,
+        kafka_config_id: str = "kafka_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.topic = topic
+        self.group_id = group_id
+        self.start = start
+        self.end = end
+        self.initial = initial
+        self.partitions = partitions
+        self.on_data_loss = on_data_loss
+        self.claim = claim
+        self.kafka_config_id = kafka_config_id
+        check_unless_templated(start, StartSpec.parse)
+        check_unless_templated(end, EndSpec.parse)
+        check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
+
+    def _start_spec(self) -> StartSpec:
+        spec = StartSpec.parse(self.start)
+        if spec.kind == "committed" and self.initial != spec.initial:
+            spec = StartSpec(kind="committed", initial=self.initial)
+        return spec
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        start, end = self._start_spec(), EndSpec.parse(self.end)
+        one_of("on_data_loss", self.on_data_loss, ON_DATA_LOSS)
+        hook = KafkaRangeHook(kafka_config_id=self.kafka_config_id)
+        plan = hook.plan(
+            topic=self.topic,
+            start=start,
+            end=end,
+            group_id=self.group_id,
+            partitions=self.partitions,
+            on_data_loss=self.on_data_loss,
+        )
+        for rng in plan.ranges:
+            self.log.info("planned %s: %d offsets", rng, rng.size)
+        for gone in plan.lost:
+            self.log.warning("LOST to retention (on_data_loss='log_start'): %s, %d offsets", gone, gone.size)
+        self.log.info(
+            "plan of %s: %d partitions, %d offsets in all, %d lost",
+            self.topic,
+            len(plan.ranges),
+            plan.records_upper_bound,
+            plan.lost_count,
+        )
+        if self.claim and start.kind == "committed":
+            run = run_identity(context)
+            hook.claim(plan, run)
+            self.log.info("claimed the ranges for %s in group %s", run, self.group_id)
+        context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
+        return [r.to_dict() for r in plan.ranges]

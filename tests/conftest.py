@@ -1,0 +1,19 @@
+"""Shared test set-up: the dev stack on sys.path, and an isolated AIRFLOW_HOME for every test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "dev"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+# Airflow reads its configuration at import: give the whole session a private home before anything imports it.
+if "AIRFLOW_HOME" not in os.environ or os.environ.get("LOGTAP_TEST_OWN_AIRFLOW_HOME", "1") == "1":
+    _home = Path(tempfile.mkdtemp(prefix="logtap-airflow-home-"))
+    os.environ["AIRFLOW_HOME"] = str(_home)
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")

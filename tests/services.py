@@ -1,0 +1,95 @@
+"""Session-wide real services for the integration and system tests, started by the dev stack.
+
+Set ``LOGTAP_KAFKA_BOOTSTRAP`` / ``LOGTAP_S3_ENDPOINT`` to use servers that are already running (their
+owner stops them); otherwise each is started on free ports and stopped by its PID at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services_dir: Path) -> Iterator[str]:
+    if env := os.environ.get("LOGTAP_KAFKA_BOOTSTRAP"):
+        yield env
+        return
+    from devstack import kafka
+
+    service = kafka.start(services_dir / "kafka")
+    try:
+        yield service.info["bootstrap"]
+        assert service.alive(), f"Kafka (pid {service.pid}) died during the tests:\n{service.log_tail()}"
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(services_dir: Path) -> Iterator[str]:
+    if env := os.environ.get("LOGTAP_S3_ENDPOINT"):
+        yield env
+        return
+    from devstack import s3
+
+    service = s3.start(services_dir / "s3")
+    try:
+        yield service.info["endpoint_url"]
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def topic_name() -> str:
+    return f"weblogs-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def s3_client(s3_endpoint: str):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def bucket(s3_client) -> str:  # type: ignore[no-untyped-def]
+    name = f"logtap-{uuid.uuid4().hex[:12]}"
+    s3_client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def airflow_connections(kafka_bootstrap: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow connections (by environment variable, as a deployment may define them) to the test services."""
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KAFKA_DEFAULT",
+        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap}}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    )
