@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything logtap's demo and tests need on a fresh Debian machine: system packages (only those
+# missing), uv, and the locked Python environment in .venv (all extras, dev tools). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+dpkg -s libkrb5-dev >/dev/null 2>&1 || need+=(libkrb5-dev)          # gssapi (hdfs provider) builds from source
+command -v kcat >/dev/null 2>&1 || need+=(kcat)                      # the bench's reference reader
+command -v mvn >/dev/null 2>&1 || need+=(maven)                      # fetches the Kafka/HDFS/OpenSearch jars
+[ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] || need+=(openjdk-17-jdk-headless)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing system packages: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+PY=${LOGTAP_PYTHON:-python3}
+if ! command -v uv >/dev/null 2>&1; then
+  "$PY" -m pip install -q uv
+fi
+UV=$(command -v uv || echo "$PY -m uv")
+$UV sync --frozen --all-extras --python "$("$PY" -c 'import sys; print(sys.executable)')" -q
+echo "environment ready: $(.venv/bin/python --version), airflow $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("apache-airflow"))')"
