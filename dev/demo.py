@@ -1,7 +1,7 @@
 """The logtap demo: real Kafka and S3, sample web logs, the shipped DAG run by a real Airflow, the result.
 
-    bash dev/demo.sh            # installs, then runs this
-    .venv/bin/python dev/demo.py --keep   # leave the services running afterwards (prints how to reach them)
+bash dev/demo.sh            # installs, then runs this
+.venv/bin/python dev/demo.py --keep   # leave the services running afterwards (prints how to reach them)
 """
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ sys.path.insert(0, str(ROOT / "dev"))
 
 from devstack import kafka, loggen, s3  # noqa: E402
 
-TOPIC, BUCKET, DAG_ID, GROUP = "weblogs", "logtap-archive", "logtap_weblogs_s3_archive", "logtap-weblogs_s3_archive"
+TOPIC, BUCKET, DAG_ID, GROUP = (
+    "weblogs",
+    "logtap-archive",
+    "logtap_weblogs_s3_archive",
+    "logtap-weblogs_s3_archive",
+)
 
 
 def step(text: str) -> None:
@@ -28,7 +33,9 @@ def step(text: str) -> None:
 
 
 def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "airflow"), *args], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "airflow"), *args], env=env, capture_output=True, text=True
+    )
     log = Path(env["AIRFLOW_HOME"]) / "demo-commands.log"
     with log.open("a") as out:
         out.write(f"$ airflow {' '.join(args)} (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}\n")
@@ -57,25 +64,32 @@ def show(s3_client, bootstrap: str, sent: dict[int, list[bytes]]) -> None:  # ty
     step(f"What landed where: s3://{BUCKET}/raw/{TOPIC}/")
     identical = True
     for p in sorted(sent):
-        pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"raw/{TOPIC}/partition={p}/")
+        pages = s3_client.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=f"raw/{TOPIC}/partition={p}/"
+        )
         lines: list[bytes] = []
         for obj in sorted((o for page in pages for o in page.get("Contents", ())), key=lambda o: o["Key"]):
             head = s3_client.get_object(Bucket=BUCKET, Key=obj["Key"])
             meta = head["Metadata"]
             chunk = read_lines(head["Body"].read(), "gzip")
             lines += chunk
-            print(f"    {obj['Key']}  {obj['Size']:>8} bytes gz  offsets [{meta['logtap-start-offset']}, "
-                  f"{meta['logtap-end-offset']})  {meta['logtap-record-count']} lines")
+            print(
+                f"    {obj['Key']}  {obj['Size']:>8} bytes gz  offsets [{meta['logtap-start-offset']}, "
+                f"{meta['logtap-end-offset']})  {meta['logtap-record-count']} lines"
+            )
         same = lines == sent[p]
         identical &= same
-        print(f"    partition {p}: {len(lines)} lines archived, {len(sent[p])} records in Kafka -> "
-              f"{'byte-for-byte identical' if same else 'DIFFERENT'}")
+        print(
+            f"    partition {p}: {len(lines)} lines archived, {len(sent[p])} records in Kafka -> "
+            f"{'byte-for-byte identical' if same else 'DIFFERENT'}"
+        )
     consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, GROUP))
     state = committed_offsets(consumer, TOPIC, sorted(sent))
     consumer.close()
     step(f"Committed offsets of consumer group {GROUP}")
     for p, c in sorted(state.items()):
-        print(f"    {TOPIC}[{p}] = {c.offset}  (claim: {c.claim.run if c.claim else None}, {c.claim.state if c.claim else ''})")
+        claim = f"{c.claim.state} by {c.claim.run}" if c.claim else "no claim"
+        print(f"    {TOPIC}[{p}] = {c.offset}  ({claim})")
     first = next(iter(sent.values()))[0].decode(errors="replace")
     print(f"\n    a sample archived line: {first}")
     if not identical:
@@ -83,7 +97,9 @@ def show(s3_client, bootstrap: str, sent: dict[int, list[bytes]]) -> None:  # ty
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keep", action="store_true", help="leave Kafka and S3 running at the end")
     parser.add_argument("--records", type=int, default=20_000, help="log lines in the first batch")
     args = parser.parse_args()
@@ -102,8 +118,13 @@ def main() -> int:
 
         import boto3
 
-        s3_client = boto3.client("s3", endpoint_url=s.info["endpoint_url"], region_name="us-east-1",
-                                 aws_access_key_id="demo", aws_secret_access_key="demo")
+        s3_client = boto3.client(
+            "s3",
+            endpoint_url=s.info["endpoint_url"],
+            region_name="us-east-1",
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+        )
         s3_client.create_bucket(Bucket=BUCKET)
         loggen.create_topic(k.info["bootstrap"], TOPIC, 4)
         sent: dict[int, list[bytes]] = {p: [] for p in range(4)}
@@ -124,10 +145,16 @@ def main() -> int:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
-                {"conn_type": "kafka", "extra": {"bootstrap.servers": k.info["bootstrap"]}}),
+                {"conn_type": "kafka", "extra": {"bootstrap.servers": k.info["bootstrap"]}}
+            ),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-                {"conn_type": "aws", "login": "demo", "password": "demo",
-                 "extra": {"endpoint_url": s.info["endpoint_url"], "region_name": "us-east-1"}}),
+                {
+                    "conn_type": "aws",
+                    "login": "demo",
+                    "password": "demo",
+                    "extra": {"endpoint_url": s.info["endpoint_url"], "region_name": "us-east-1"},
+                }
+            ),
             "PYTHONWARNINGS": "ignore",
         }
         airflow(env, "db", "migrate")
@@ -141,8 +168,10 @@ def main() -> int:
         show(s3_client, k.info["bootstrap"], sent)
         if args.keep:
             step("Services left running")
-            print(f"    export AIRFLOW_HOME={home}\n    Kafka {k.info['bootstrap']} (pid {k.pid}), "
-                  f"S3 {s.info['endpoint_url']} (pid {s.pid}); stop them with: kill {k.pid} {s.pid}")
+            print(
+                f"    export AIRFLOW_HOME={home}\n    Kafka {k.info['bootstrap']} (pid {k.pid}), "
+                f"S3 {s.info['endpoint_url']} (pid {s.pid}); stop them with: kill {k.pid} {s.pid}"
+            )
             services.clear()
         return 0
     finally:

@@ -12,13 +12,13 @@ _READER_FIXED = {
     "auto.offset.reset": "error",
     "enable.partition.eof": True,
 }
-# Defaults that bound a reader's memory whatever the range size; the connection may override them.
+# Defaults that bound a reader's memory whatever the range size, tuned for throughput (measured with
+# bench/s3_archive.py): librdkafka's default 1 MiB per-partition fetch beats larger fetches here, and a short
+# fetch-queue backoff keeps the prefetch queue from idling a whole second after it was full.
 _READER_DEFAULTS = {
     "isolation.level": "read_committed",
-    "fetch.max.bytes": 16 * 1024 * 1024,
-    "max.partition.fetch.bytes": 8 * 1024 * 1024,
-    "queued.max.messages.kbytes": 65536,
-    "queued.min.messages": 100000,
+    "queued.max.messages.kbytes": 32768,
+    "fetch.queue.backoff.ms": 10,
     "fetch.wait.max.ms": 100,
 }
 _NOT_FOR_CONSUMERS = ("group.instance.id", "partition.assignment.strategy")
@@ -46,6 +46,7 @@ def admin_config(base: Mapping[str, Any]) -> dict[str, Any]:
         "max.partition.fetch.bytes",
         "queued.max.messages.kbytes",
         "queued.min.messages",
+        "fetch.queue.backoff.ms",
         "enable.partition.eof",
         "session.timeout.ms",
         "max.poll.interval.ms",

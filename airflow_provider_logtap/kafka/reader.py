@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,10 @@ from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.errors import DataLossError, LogtapError, one_of
 
 log = logging.getLogger(__name__)
+
+# Records per consume call: small enough that a call rarely waits for its batch to fill, large enough to amortise
+# the call (bench/s3_archive.py).
+DEFAULT_BATCH_SIZE = 2000
 
 _RETENTION_ERRORS = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET}
 
@@ -41,7 +46,7 @@ def read_range(
     consumer: Any,
     rng: OffsetRange,
     *,
-    batch_size: int = 10_000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     poll_timeout: float = 0.2,
     stall_timeout: float = 120.0,
     on_data_loss: str = "fail",
@@ -64,7 +69,7 @@ def read_range(
     consumer.assign([TopicPartition(topic, partition, rng.start)])
     progress = Progress(rng=rng, interval=progress_interval)
     position = rng.start  # the next offset still needed
-    lost = None
+    lost: OffsetRange | None = None
     last_delivery = time.monotonic()
     try:
         with gc_paused():
@@ -78,72 +83,74 @@ def read_range(
                         )
                     continue
                 last_delivery = time.monotonic()
-                offsets: list[int] = []
-                values: list[bytes | None] = []
-                stamps: list[int] = []
                 reached_end = False
-                for m in messages:
-                    err = m.error()
-                    if err is not None:
+                events = [m for m in messages if m.error() is not None]
+                if events:
+                    messages = [m for m in messages if m.error() is None]
+                    for event in events:
+                        err = event.error()
                         code = err.code()
                         if code == KafkaError._PARTITION_EOF:
-                            # The reader is at the end of the log: offsets up to it hold no further record.
-                            if m.offset() >= end:
-                                reached_end = True
-                            continue
-                        if code in _RETENTION_ERRORS:
-                            log_start = _log_start(consumer, rng, watermarks)
-                            if log_start <= position:
-                                raise LogtapError(f"{rng}: offset {position} out of range ({err})")
-                            if on_data_loss == "fail":
-                                raise DataLossError(
-                                    topic=topic,
-                                    partition=partition,
-                                    start=position,
-                                    log_start=min(log_start, end),
-                                    hint="It was deleted while this load was reading. "
-                                    "Records read so far were not committed. " + _LOSS_HINT,
-                                )
-                            lost = OffsetRange(
-                                topic=topic, partition=partition, start=position, end=min(log_start, end)
-                            )
+                            # At the end of the log: the offsets up to it hold no further record.
+                            reached_end = reached_end or event.offset() >= end
+                        elif code in _RETENTION_ERRORS:
+                            gone = _lost_range(consumer, rng, position, err, on_data_loss, watermarks)
                             report(
-                                f"{rng}: offsets {lost.start}-{lost.end - 1} LOST to retention while reading"
+                                f"{rng}: offsets {gone.start}-{gone.end - 1} LOST to retention while reading"
                             )
-                            position = lost.end
+                            lost, position, messages = gone, gone.end, []
                             consumer.assign([TopicPartition(topic, partition, position)])
                             break
-                        raise LogtapError(f"{rng}: Kafka error at offset {position}: {err}")
-                    offset = m.offset()
-                    if offset >= end:
-                        reached_end = True
-                        break
-                    if offset < position:  # a re-delivery after a re-assign
-                        continue
-                    offsets.append(offset)
-                    values.append(m.value())
-                    stamps.append(m.timestamp()[1])
-                if offsets:
-                    position = offsets[-1] + 1
-                    nbytes = _size(values)
-                    line = progress.update(len(offsets), nbytes, position)
+                        else:
+                            raise LogtapError(f"{rng}: Kafka error at offset {position}: {err}")
+                if messages and messages[0].offset() < position:  # re-delivered after a re-assign
+                    messages = messages[bisect_left(messages, position, key=_offset) :]
+                if messages and messages[-1].offset() >= end:
+                    messages = messages[: bisect_left(messages, end, key=_offset)]
+                    reached_end = True
+                if messages:
+                    batch = RecordBatch(topic, partition, messages, lost)
+                    lost = None
+                    position = messages[-1].offset() + 1
+                    line = progress.update(len(messages), batch.nbytes(), position)
                     if line:
                         report(line)
-                    yield RecordBatch(topic, partition, offsets, values, stamps, lost)
-                    lost = None
+                    yield batch
                 if reached_end:
                     position = end
         if lost is not None:  # the range ended inside the lost part
-            yield RecordBatch(topic, partition, [], [], [], lost)
+            yield RecordBatch(topic, partition, [], lost)
         report(progress.line() + " (complete)")
     finally:
         consumer.unassign()
 
 
-def _size(values: list[bytes | None]) -> int:
-    if None in values:
-        return sum(len(v) for v in values if v is not None)
-    return sum(map(len, values))  # type: ignore[arg-type]
+def _offset(message: Any) -> int:
+    return int(message.offset())
+
+
+def _lost_range(
+    consumer: Any,
+    rng: OffsetRange,
+    position: int,
+    err: Any,
+    on_data_loss: str,
+    watermarks: Callable[[OffsetRange], tuple[int, int]] | None,
+) -> OffsetRange:
+    """The offsets retention deleted under the reader, or :class:`DataLossError` under ``fail``."""
+    log_start = _log_start(consumer, rng, watermarks)
+    if log_start <= position:
+        raise LogtapError(f"{rng}: offset {position} out of range ({err})")
+    if on_data_loss == "fail":
+        raise DataLossError(
+            topic=rng.topic,
+            partition=rng.partition,
+            start=position,
+            log_start=min(log_start, rng.end),
+            hint="It was deleted while this load was reading. Records read so far were not committed. "
+            + _LOSS_HINT,
+        )
+    return OffsetRange(topic=rng.topic, partition=rng.partition, start=position, end=min(log_start, rng.end))
 
 
 _LOSS_HINT = (

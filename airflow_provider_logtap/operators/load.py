@@ -10,6 +10,7 @@ from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, OffsetRange
 from airflow_provider_logtap.errors import one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
+from airflow_provider_logtap.kafka.reader import DEFAULT_BATCH_SIZE
 from airflow_provider_logtap.operators._templating import check_unless_templated
 from airflow_provider_logtap.sinks.base import Sink, WriteResult
 
@@ -37,7 +38,7 @@ class KafkaRangeLoadOperator(BaseOperator):
         offset_range: Any,
         group_id: str | None = None,
         on_data_loss: str = "fail",
-        batch_size: int = 10_000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         kafka_config_id: str = "kafka_default",
         **kwargs: Any,
     ) -> None:

@@ -16,13 +16,15 @@ The rules for unusual records (the archive never crashes on them and never alter
 from __future__ import annotations
 
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
 
 from airflow_provider_logtap.core import compression
-from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap.core.batch import RecordBatch, value_bytes
 from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.errors import ConfigurationError
 
@@ -75,8 +77,6 @@ class Chunk:
     last_offset: int
     first_timestamp: int
     last_timestamp: int
-    min_timestamp: int
-    max_timestamp: int
     bytes_in: int
     bytes_out: int
 
@@ -91,18 +91,23 @@ class Chunk:
             "logtap-tombstones": str(self.tombstones),
             "logtap-first-timestamp": str(self.first_timestamp),
             "logtap-last-timestamp": str(self.last_timestamp),
-            "logtap-min-timestamp": str(self.min_timestamp),
-            "logtap-max-timestamp": str(self.max_timestamp),
         }
 
 
-class _Building:
-    """The chunk being filled: a streaming compressor writing into a spool file."""
+# Compressed blocks in flight to the compression thread, per chunk (each a consume batch, some 100s of KiB).
+_IN_FLIGHT = 4
 
-    def __init__(self, start: int, fmt: ArchiveFormat, spool: IO[bytes]) -> None:
+
+class _Building:
+    """The chunk being filled: blocks of lines compressed on a worker thread (the codecs release the GIL, so
+    compression overlaps with consuming) and written to the chunk's output (a spool file, a streaming upload)."""
+
+    def __init__(self, start: int, fmt: ArchiveFormat, spool: Output, pool: ThreadPoolExecutor) -> None:
         self.start = start
         self.spool = spool
+        self.pool = pool
         self.compressor = compression.new_compressor(fmt.compression, fmt.level)
+        self.pending: deque[Future[tuple[int, int, int]]] = deque()
         self.records = 0
         self.lines = 0
         self.tombstones = 0
@@ -114,47 +119,67 @@ class _Building:
         self.last_offset = -1
         self.first_ts = -1
         self.last_ts = -1
-        self.min_ts: int | None = None
-        self.max_ts: int | None = None
 
-    def add(self, offsets: list[int], values: list[bytes | None], timestamps: list[int]) -> None:
-        if not offsets:
-            return
-        if None in values:
-            lines = [v for v in values if v is not None]
-            self.tombstones += len(values) - len(lines)
-        else:
-            lines = values  # type: ignore[assignment]
+    def _work(self, values: list[bytes | None] | None) -> tuple[int, int, int]:
+        """On the compression thread: frame, check, compress and write one block of values (``None``: the
+        end of the chunk). Returns (invalid UTF-8 values, values with embedded newlines, bytes written)."""
+        invalid = embedded = 0
+        out = b""
+        if values:
+            lines: list[bytes] = [v for v in values if v is not None] if None in values else values  # type: ignore[assignment]
+            if lines:
+                data = b"\n".join([*lines, b""])
+                embedded = data.count(b"\n") - len(lines)
+                if not data.isascii():
+                    try:
+                        data.decode("utf-8")
+                    except UnicodeDecodeError:
+                        invalid = sum(1 for v in lines if not _is_utf8(v))
+                out = self.compressor.compress(data)
+        if values is None:
+            out += self.compressor.flush()
+        if out:
+            self.spool.write(out)
+        return invalid, embedded, len(out)
+
+    def _collect(self, limit: int) -> None:
+        while len(self.pending) > limit:
+            invalid, embedded, written = self.pending.popleft().result()
+            self.invalid_utf8 += invalid
+            self.embedded_newlines += embedded
+            self.bytes_out += written
+
+    def add(self, batch: RecordBatch, i: int, j: int) -> None:
+        """Add the records ``i:j`` of ``batch`` (the heavy work runs on the compression thread)."""
+        whole = i == 0 and j == len(batch)
+        values = batch.values if whole else batch.values[i:j]
         if self.records == 0:
-            self.first_offset = offsets[0]
-            self.first_ts = timestamps[0]
-        self.records += len(offsets)
-        self.last_offset = offsets[-1]
-        self.last_ts = timestamps[-1]
-        lo, hi = min(timestamps), max(timestamps)
-        self.min_ts = lo if self.min_ts is None else min(self.min_ts, lo)
-        self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
+            self.first_offset = batch.offset_at(i)
+            self.first_ts = batch.timestamp_at(i)
+        self.records += j - i
+        self.last_offset = batch.offset_at(j - 1)
+        self.last_ts = batch.timestamp_at(j - 1)
+        tombstones = values.count(None)
+        lines = len(values) - tombstones
+        self.tombstones += tombstones
         if not lines:
             return
-        data = b"\n".join(lines) + b"\n"
-        self.lines += len(lines)
-        self.embedded_newlines += data.count(b"\n") - len(lines)
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            self.invalid_utf8 += sum(1 for v in lines if not _is_utf8(v))
-        self.bytes_in += len(data)
-        out = self.compressor.compress(data)
-        if out:
-            self.spool.write(out)
-            self.bytes_out += len(out)
+        self.lines += lines
+        self.bytes_in += (batch.nbytes() if whole else value_bytes(values)) + lines
+        self._collect(_IN_FLIGHT - 1)
+        self.pending.append(self.pool.submit(self._work, values))
 
-    def finish(self, end: int) -> tuple[Chunk, IO[bytes]]:
-        out = self.compressor.flush()
-        if out:
-            self.spool.write(out)
-            self.bytes_out += len(out)
-        self.spool.seek(0)
+    def abandon(self) -> None:
+        for future in self.pending:
+            future.cancel()
+        for future in self.pending:
+            if not future.cancelled():
+                future.exception()
+        self.spool.close()
+
+    def finish(self, end: int) -> tuple[Chunk, Output]:
+        self.pending.append(self.pool.submit(self._work, None))
+        self._collect(0)
         chunk = Chunk(
             start=self.start,
             end=end,
@@ -166,8 +191,6 @@ class _Building:
             last_offset=self.last_offset,
             first_timestamp=self.first_ts,
             last_timestamp=self.last_ts,
-            min_timestamp=-1 if self.min_ts is None else self.min_ts,
-            max_timestamp=-1 if self.max_ts is None else self.max_ts,
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
         )
@@ -198,7 +221,19 @@ def _fits(values: list[bytes | None], used: int, limit: int) -> int:
     return len(values)
 
 
-def default_spool() -> IO[bytes]:
+class Output(Protocol):
+    """Where a chunk's compressed bytes go, in order, from one thread at a time."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+OutputT = TypeVar("OutputT", bound=Output)
+
+
+def default_spool(start: int) -> IO[bytes]:
+    """A temporary file (in memory up to 16 MiB) for the chunk starting at ``start``."""
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
 
 
@@ -206,42 +241,57 @@ def archive_chunks(
     rng: OffsetRange,
     batches: Iterable[RecordBatch],
     fmt: ArchiveFormat,
-    spool: Callable[[], IO[bytes]] = default_spool,
-) -> Iterator[tuple[Chunk, IO[bytes]]]:
-    """Cut the records of ``rng`` into archive chunks; yields each chunk with its spool file at position 0.
+    spool: Callable[[int], OutputT],
+) -> Iterator[tuple[Chunk, OutputT]]:
+    """Cut the records of ``rng`` into archive chunks; yields each chunk with its output once complete.
 
-    Chunks without a line (only tombstones) are not yielded. The caller closes each spool.
+    ``spool(start)`` makes the output of the chunk covering offsets from ``start``: a file (rewind it to read),
+    or a writer that streams elsewhere (the S3 sink uploads parts while later records are still being read).
+    Chunks without a line (only tombstones) are not yielded; their output is closed. The caller finishes and
+    closes each yielded output.
     """
-    current: _Building | None = None
-    cut = False  # the current chunk is full: the next record starts a new one
-    for batch in batches:
-        offsets, values, stamps = batch.offsets, batch.values, batch.timestamps
-        i, n = 0, len(offsets)
-        while i < n:
-            if current is None:
-                current = _Building(rng.start, fmt, spool())
-            elif cut:
-                yield from _emit(current, offsets[i])
-                current = _Building(offsets[i], fmt, spool())
-                cut = False
-            take = n - i
-            if fmt.max_records is not None:
-                take = min(take, fmt.max_records - current.records)
-            if fmt.max_bytes is not None and take > 0:
-                take = min(take, _fits(values[i : i + take], current.bytes_in, fmt.max_bytes))
-            if take > 0:
-                current.add(offsets[i : i + take], values[i : i + take], stamps[i : i + take])
-                i += take
-            cut = (
-                i < n
-                or (fmt.max_records is not None and current.records >= fmt.max_records)
-                or (fmt.max_bytes is not None and current.bytes_in >= fmt.max_bytes)
-            )
-    if current is not None:
-        yield from _emit(current, rng.end)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="logtap-compress") as pool:
+        current: _Building | None = None
+        cut = False  # the current chunk is full: the next record starts a new one
+        try:
+            for batch in batches:
+                i, n = 0, len(batch)
+                while i < n:
+                    if current is None:
+                        current = _Building(rng.start, fmt, spool(rng.start), pool)
+                    elif cut:
+                        first = batch.offset_at(i)
+                        done, current = current, None
+                        yield from _emit(done, first)
+                        current = _Building(first, fmt, spool(first), pool)
+                        cut = False
+                    take = n - i
+                    if fmt.max_records is not None:
+                        take = min(take, fmt.max_records - current.records)
+                    if fmt.max_bytes is not None and take > 0:
+                        whole_fits = take == n and current.bytes_in + batch.nbytes() + n <= fmt.max_bytes
+                        if not whole_fits:
+                            take = min(
+                                take, _fits(batch.values[i : i + take], current.bytes_in, fmt.max_bytes)
+                            )
+                    if take > 0:
+                        current.add(batch, i, i + take)
+                        i += take
+                    cut = (
+                        i < n
+                        or (fmt.max_records is not None and current.records >= fmt.max_records)
+                        or (fmt.max_bytes is not None and current.bytes_in >= fmt.max_bytes)
+                    )
+            if current is not None:
+                done, current = current, None
+                yield from _emit(done, rng.end)
+        except BaseException:
+            if current is not None:  # an unfinished chunk's output is abandoned (an upload is aborted)
+                current.abandon()
+            raise
 
 
-def _emit(building: _Building, end: int) -> Iterator[tuple[Chunk, IO[bytes]]]:
+def _emit(building: _Building, end: int) -> Iterator[tuple[Chunk, Any]]:
     chunk, spool = building.finish(end)
     if chunk.lines:
         yield chunk, spool

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any
 
 from airflow_provider_logtap.core import naming
 from airflow_provider_logtap.core.batch import RecordBatch
@@ -21,9 +21,92 @@ from airflow_provider_logtap.errors import ConfigurationError, LogtapError
 from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks
 from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 
+MIN_PART_SIZE = 5 * 1024 * 1024
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+_PARTS_IN_FLIGHT = 2
+
 
 class StaleObjectConflict(LogtapError):
     """Objects of an earlier write cover offsets that are no longer in Kafka; they were kept."""
+
+
+class _StreamingUpload:
+    """One archive object, uploaded while it is being written.
+
+    Bytes up to one part stay in memory and become a single PUT with the chunk's metadata. Beyond that, a
+    multipart upload starts and each full part goes up in the background (at most two in flight), so memory
+    stays bounded and the upload overlaps with reading. Multipart metadata is fixed when the upload starts, so
+    the final metadata (end offset, counts) is set by a server-side copy of the object onto itself after it is
+    complete. The object becomes visible only when complete; :meth:`close` before :meth:`finish` aborts.
+    """
+
+    def __init__(
+        self, client: Any, bucket: str, key: str, content_type: str, pool: ThreadPoolExecutor, part_size: int
+    ) -> None:
+        self.client, self.bucket, self.key, self.content_type = client, bucket, key, content_type
+        self.pool, self.part_size = pool, part_size
+        self.buffer = bytearray()
+        self.upload_id: str | None = None
+        self.parts: list[Future[dict[str, Any]]] = []
+        self.finished = False
+
+    def write(self, data: bytes, /) -> int:
+        self.buffer += data
+        if len(self.buffer) >= self.part_size:
+            self._send(bytes(self.buffer))
+            self.buffer.clear()
+        return len(data)
+
+    def _send(self, body: bytes) -> None:
+        if self.upload_id is None:
+            self.upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+            )["UploadId"]
+        in_flight = [p for p in self.parts if not p.done()]
+        if len(in_flight) >= _PARTS_IN_FLIGHT:
+            in_flight[0].result()
+        self.parts.append(self.pool.submit(self._part, len(self.parts) + 1, body))
+
+    def _part(self, number: int, body: bytes) -> dict[str, Any]:
+        response = self.client.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def finish(self, metadata: dict[str, str]) -> None:
+        if self.upload_id is None:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=bytes(self.buffer),
+                ContentType=self.content_type,
+                Metadata=metadata,
+            )
+        else:
+            if self.buffer:
+                self._send(bytes(self.buffer))
+            parts = [p.result() for p in self.parts]
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
+            )
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                CopySource={"Bucket": self.bucket, "Key": self.key},
+                Metadata=metadata,
+                MetadataDirective="REPLACE",
+                ContentType=self.content_type,
+            )
+        self.buffer = bytearray()
+        self.finished = True
+
+    def close(self) -> None:
+        if self.finished or self.upload_id is None:
+            return
+        for part in self.parts:
+            part.cancel()
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+        self.upload_id = None
 
 
 class S3ArchiveSink:
@@ -34,6 +117,7 @@ class S3ArchiveSink:
     :param prefix: key prefix under which ``<topic>/partition=<p>/`` objects go ("" for the bucket root).
     :param archive_format: compression and object size limits.
     :param run: who writes (recorded in each object's metadata), e.g. ``<dag_id>/<run_id>``.
+    :param part_size: compressed bytes per multipart-upload part (an object smaller than one part is one PUT).
     """
 
     name = "s3"
@@ -46,14 +130,20 @@ class S3ArchiveSink:
         prefix: str = "",
         archive_format: ArchiveFormat | None = None,
         run: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
     ) -> None:
         if not isinstance(bucket, str) or not bucket or "/" in bucket:
             raise ConfigurationError(f"bucket must be a bucket name without '/'. Got {bucket!r}")
+        if part_size < MIN_PART_SIZE:
+            raise ConfigurationError(
+                f"part_size must be at least {MIN_PART_SIZE} (S3's minimum). Got {part_size}"
+            )
         self.client = client
         self.bucket = bucket
         self.prefix = naming.clean_prefix(prefix)
         self.format = archive_format or ArchiveFormat()
         self.run = run
+        self.part_size = part_size
 
     def key(self, topic: str, partition: int, start: int) -> str:
         return naming.object_key(self.prefix, topic, partition, start, self.format.suffix)
@@ -63,18 +153,21 @@ class S3ArchiveSink:
         lost: list[OffsetRange] = []
         chunks: list[Chunk] = []
         keys: list[str] = []
-        # One upload in flight while the next chunk is built: bounded memory, overlapped I/O.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="logtap-s3") as pool:
-            pending: Future[None] | None = None
-            for chunk, spool in archive_chunks(rng, track_lost(batches, lost), self.format):
-                key = self.key(rng.topic, rng.partition, chunk.start)
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(self._upload, key, spool, chunk)
+        with ThreadPoolExecutor(max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="logtap-s3") as uploads:
+
+            def output(start: int) -> _StreamingUpload:
+                key = self.key(rng.topic, rng.partition, start)
+                return _StreamingUpload(
+                    self.client, self.bucket, key, self.format.content_type, uploads, self.part_size
+                )
+
+            for chunk, upload in archive_chunks(rng, track_lost(batches, lost), self.format, output):
+                metadata = chunk.metadata()
+                if self.run:
+                    metadata["logtap-run"] = self.run
+                upload.finish(metadata)
                 chunks.append(chunk)
-                keys.append(key)
-            if pending is not None:
-                pending.result()
+                keys.append(upload.key)
         removed = self._remove_stale(rng, set(keys), lost)
         counts = {
             "tombstones": sum(c.tombstones for c in chunks),
@@ -95,20 +188,6 @@ class S3ArchiveSink:
             counts=counts,
             seconds=time.monotonic() - began,
         )
-
-    def _upload(self, key: str, spool: IO[bytes], chunk: Chunk) -> None:
-        metadata = chunk.metadata()
-        if self.run:
-            metadata["logtap-run"] = self.run
-        try:
-            self.client.upload_fileobj(
-                spool,
-                self.bucket,
-                key,
-                ExtraArgs={"Metadata": metadata, "ContentType": self.format.content_type},
-            )
-        finally:
-            spool.close()
 
     def existing(self, rng: OffsetRange) -> Iterator[tuple[str, int]]:
         """``(key, start)`` of the archive objects whose start lies in ``rng``, in offset order."""

@@ -57,7 +57,7 @@ PATHS = (
     "/blog/page/2",
     "/.env",
     "/cgi-bin/test.cgi",
-    "/über/straße",
+    "/%C3%BCber/stra%C3%9Fe",
     "/files/report%202015.xlsx",
 )
 QUERIES = (
@@ -100,6 +100,7 @@ AGENTS = (
     "python-requests/2.8.1",
     "-",
     'Mozilla/5.0 (compatible; "Quoted" Agent/1.0)',
+    "Mozilla/5.0 (Linux; Android 5.1; Caf\\xc3\\xa9Phone) AppleWebKit/537.36",  # Apache escapes non-ASCII as \xhh
 )
 USERS = ("-",) * 20 + ("robin", "mark", "admin")
 # Public address blocks of several countries (so that GeoIP finds them), private ones, and IPv6.

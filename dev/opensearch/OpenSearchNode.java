@@ -30,7 +30,7 @@ public class OpenSearchNode {
     static final String[] MODULES = {
         "org.opensearch.transport.Netty4Plugin",               // transport-netty4: HTTP + transport
         "org.opensearch.analysis.common.CommonAnalysisPlugin", // analysis-common: analyzers, normalizers
-        "org.opensearch.geo.GeoModulePlugin",                  // geo: geohash/geotile grid, geo_bounds, geo_shape
+        "org.opensearch.geo.GeoModulePlugin",                  // geo: geohash_grid, geotile_grid, geo_bounds aggs
         "org.opensearch.index.reindex.ReindexPlugin",          // reindex: _reindex, _delete_by_query, _update_by_query
         "org.opensearch.painless.PainlessPlugin",              // lang-painless: scripts
         "org.opensearch.ingest.common.IngestCommonPlugin",     // ingest-common: pipeline processors

@@ -14,7 +14,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 # Test-only failure injection through Airflow's own cluster-policy mechanism (airflow_local_settings.py in
 # $AIRFLOW_HOME/config): the task named by $LOGTAP_TEST_FAIL_TASK raises instead of running.
-LOCAL_SETTINGS = '''
+LOCAL_SETTINGS = """
 import os
 
 
@@ -25,7 +25,7 @@ def task_policy(task):
             raise RuntimeError(f"injected failure in {_task_id} (LOGTAP_TEST_FAIL_TASK)")
 
         task.execute = fail
-'''
+"""
 
 
 @dataclass
@@ -33,15 +33,22 @@ class AirflowEnv:
     home: Path
     env: dict[str, str] = field(default_factory=dict)
 
-    def run(self, *args: str, extra_env: dict[str, str] | None = None, check: bool = True,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, extra_env: dict[str, str] | None = None, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [AIRFLOW, *args], env={**self.env, **(extra_env or {})}, capture_output=True, text=True,
-            timeout=timeout, cwd=self.home,
+            [AIRFLOW, *args],
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.home,
         )
         log = self.home / "commands.log"
         with log.open("a") as out:
-            out.write(f"\n$ airflow {' '.join(args)}  (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}\n")
+            out.write(
+                f"\n$ airflow {' '.join(args)}  (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}\n"
+            )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"airflow {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -49,8 +56,9 @@ class AirflowEnv:
         return proc
 
 
-def make_airflow_env(home: Path, *, kafka_bootstrap: str, s3_endpoint: str, taps_file: Path,
-                     dags_folder: Path = ROOT / "dags") -> AirflowEnv:
+def make_airflow_env(
+    home: Path, *, kafka_bootstrap: str, s3_endpoint: str, taps_file: Path, dags_folder: Path = ROOT / "dags"
+) -> AirflowEnv:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config").mkdir(exist_ok=True)
     (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
@@ -63,10 +71,16 @@ def make_airflow_env(home: Path, *, kafka_bootstrap: str, s3_endpoint: str, taps
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "LOGTAP_TAPS_FILE": str(taps_file),
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
-            {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap}}),
+            {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap}}
+        ),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {"conn_type": "aws", "login": "testing", "password": "testing",
-             "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}),
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+            }
+        ),
         "PYTHONWARNINGS": "ignore",
     }
     airflow = AirflowEnv(home=home, env=env)

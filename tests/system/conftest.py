@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from services import (  # noqa: F401 - fixtures
     bucket,
     kafka_bootstrap,

@@ -16,7 +16,7 @@ from airflow_provider_logtap.sinks.archive import ArchiveFormat, archive_chunks,
 
 def batches_of(offsets: list[int], values: list[bytes | None], size: int) -> list[RecordBatch]:
     return [
-        RecordBatch(
+        RecordBatch.of(
             "t", 0, offsets[i : i + size], values[i : i + size], [1000 + o for o in offsets[i : i + size]]
         )
         for i in range(0, len(offsets), size)
@@ -24,7 +24,10 @@ def batches_of(offsets: list[int], values: list[bytes | None], size: int) -> lis
 
 
 def chunks(rng: OffsetRange, batches: list[RecordBatch], fmt: ArchiveFormat) -> list[tuple[object, bytes]]:
-    return [(c, spool.read()) for c, spool in archive_chunks(rng, batches, fmt, spool=io.BytesIO)]
+    return [
+        (c, spool.getvalue())
+        for c, spool in archive_chunks(rng, batches, fmt, spool=lambda start: io.BytesIO())
+    ]
 
 
 values_st = st.lists(st.one_of(st.none(), st.binary(max_size=30)), max_size=60)
