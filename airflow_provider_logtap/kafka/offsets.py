@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_INVALID, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_INVALID, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from airflow_provider_logtap.core.claims import Claim
 from airflow_provider_logtap.core.ranges import EndSpec, PartitionState, StartSpec
 from airflow_provider_logtap.errors import ConfigurationError, LogtapError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +48,16 @@ def _list_offsets(
     level = (
         IsolationLevel.READ_COMMITTED if isolation == "read_committed" else IsolationLevel.READ_UNCOMMITTED
     )
-    futures = admin.list_offsets(
-        {TopicPartition(topic, p): spec for p, spec in specs.items()},
-        isolation_level=level,
-        request_timeout=timeout,
-    )
-    out: dict[int, int] = {}
-    for tp, future in futures.items():
-        try:
-            out[tp.partition] = int(future.result().offset)
-        except KafkaException as exc:
-            raise LogtapError(f"could not list offsets of {topic}[{tp.partition}]: {exc}") from exc
-    return out
+
+    def ask() -> dict[int, int]:
+        futures = admin.list_offsets(
+            {TopicPartition(topic, p): spec for p, spec in specs.items()},
+            isolation_level=level,
+            request_timeout=timeout,
+        )
+        return {tp.partition: int(future.result().offset) for tp, future in futures.items()}
+
+    return _retrying(ask, f"list offsets of {topic}")
 
 
 def watermarks(
@@ -86,15 +89,49 @@ def offsets_for_time(
     return {p: (o if o >= 0 else None) for p, o in found.items()}
 
 
+class _Retriable(Exception):
+    pass
+
+
+def _retrying(call: Callable[[], T], what: str, deadline: float = 60.0) -> T:
+    """``call()``, retried with backoff while Kafka answers with a retriable error (a group coordinator that
+    is moving or still loading, a leader election) for up to ``deadline`` seconds."""
+    give_up = time.monotonic() + deadline
+    delay = 0.2
+    while True:
+        try:
+            return call()
+        except (KafkaException, _Retriable) as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(exc, _Retriable) or (isinstance(error, KafkaError) and error.retriable())
+            if not retriable or time.monotonic() + delay > give_up:
+                raise LogtapError(f"could not {what}: {error}") from exc
+            log.info("could not %s yet (%s); retrying in %.1fs", what, error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _check(tps: list[Any], topic: str) -> list[Any]:
+    """Raise for a per-partition error (retriable ones as :class:`_Retriable`, so :func:`_retrying` retries)."""
+    for tp in tps:
+        if tp.error is not None:
+            if isinstance(tp.error, KafkaError) and tp.error.retriable():
+                raise _Retriable(tp.error)
+            raise LogtapError(f"{topic}[{tp.partition}]: {tp.error}")
+    return tps
+
+
 def committed_offsets(
     consumer: Any, topic: str, partitions: Iterable[int], timeout: float = 30.0
 ) -> dict[int, Committed]:
     """The group's committed offsets (and logtap claims) for ``partitions``."""
-    tps = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=timeout)
+    wanted = [TopicPartition(topic, p) for p in partitions]
+    tps = _retrying(
+        lambda: _check(consumer.committed(wanted, timeout=timeout), topic),
+        f"read committed offsets of {topic}",
+    )
     out: dict[int, Committed] = {}
     for tp in tps:
-        if tp.error is not None:
-            raise LogtapError(f"could not read committed offset of {topic}[{tp.partition}]: {tp.error}")
         offset = None if tp.offset == OFFSET_INVALID or tp.offset < 0 else int(tp.offset)
         metadata = getattr(tp, "metadata", None)
         out[tp.partition] = Committed(offset=offset, claim=Claim.decode(metadata), metadata=metadata)
@@ -105,15 +142,11 @@ def commit_offsets(consumer: Any, topic: str, offsets: Mapping[int, tuple[int, s
     """Commit ``{partition: (offset, metadata)}`` synchronously; raise if any partition failed."""
     if not offsets:
         return
-    result = consumer.commit(
-        offsets=[TopicPartition(topic, p, o, metadata=m) for p, (o, m) in sorted(offsets.items())],
-        asynchronous=False,
+    wanted = [TopicPartition(topic, p, o, metadata=m) for p, (o, m) in sorted(offsets.items())]
+    _retrying(
+        lambda: _check(consumer.commit(offsets=wanted, asynchronous=False) or [], topic),
+        f"commit offsets of {topic}",
     )
-    failed = [tp for tp in result or () if tp.error is not None]
-    if failed:
-        raise LogtapError(
-            "offset commit failed for " + ", ".join(f"{topic}[{tp.partition}]: {tp.error}" for tp in failed)
-        )
 
 
 def observe(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
+import pytest
 import yaml
-from airflow_env import make_airflow_env
+from airflow_env import AirflowEnv, make_airflow_env
 
 from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.kafka.client import reader_config
@@ -68,36 +70,38 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, claims.Claim 
     return {p: c.offset for p, c in state.items()}  # type: ignore[misc]
 
 
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, s3_endpoint: str) -> AirflowEnv:
+    """One Airflow (metadata DB migrated once) for this module; each test writes its own taps file."""
+    home = tmp_path_factory.mktemp("airflow")
+    return make_airflow_env(
+        home, kafka_bootstrap=kafka_bootstrap, s3_endpoint=s3_endpoint, taps_file=home / "taps.yaml"
+    )
+
+
+def write_taps(airflow: AirflowEnv, name: str, topic: str, bucket: str, **target: object) -> tuple[str, str]:
+    """Declare one S3 archive tap (no schedule, no retries); returns its DAG id and consumer group."""
+    tap = {
+        "name": name,
+        "topic": topic,
+        "schedule": None,
+        "retries": 0,
+        "target": {"type": "s3_archive", "bucket": bucket, "prefix": "raw", **target},
+    }
+    Path(airflow.env["LOGTAP_TAPS_FILE"]).write_text(yaml.safe_dump({"taps": [tap]}))
+    return f"logtap_{name}", f"logtap-{name}"
+
+
 def test_incremental_runs_retry_after_failure_exactly_once(
-    tmp_path: Path, kafka_bootstrap: str, s3_endpoint: str, s3_client, bucket: str, topic_name: str
-) -> None:  # type: ignore[no-untyped-def]
+    airflow: AirflowEnv,
+    kafka_bootstrap: str,
+    s3_client,  # type: ignore[no-untyped-def]
+    bucket: str,
+    topic_name: str,
+) -> None:
     from devstack import loggen
 
-    taps = tmp_path / "taps.yaml"
-    taps.write_text(
-        yaml.safe_dump(
-            {
-                "taps": [
-                    {
-                        "name": "sys_archive",
-                        "topic": topic_name,
-                        "schedule": None,
-                        "retries": 0,
-                        "target": {
-                            "type": "s3_archive",
-                            "bucket": bucket,
-                            "prefix": "raw",
-                            "max_records_per_object": 700,
-                        },
-                    }
-                ]
-            }
-        )
-    )
-    airflow = make_airflow_env(
-        tmp_path / "airflow", kafka_bootstrap=kafka_bootstrap, s3_endpoint=s3_endpoint, taps_file=taps
-    )
-    dag_id, group = "logtap_sys_archive", "logtap-sys_archive"
+    dag_id, group = write_taps(airflow, "sys_archive", topic_name, bucket, max_records_per_object=700)
     loggen.create_topic(kafka_bootstrap, topic_name, PARTITIONS)
     sent: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
 
@@ -123,6 +127,55 @@ def test_incremental_runs_retry_after_failure_exactly_once(
 
     # Run 3: more records; the run re-plans from the unchanged offsets and overwrites what run 2 wrote.
     produce(1700, seed=3)
+    airflow.run("dags", "test", dag_id)
+    assert_exactly_once(archive_by_partition(s3_client, bucket, "raw", topic_name), sent)
+    assert committed(kafka_bootstrap, group, topic_name) == {p: len(v) for p, v in sent.items()}
+
+
+def run_ids(airflow: AirflowEnv, dag_id: str) -> list[str]:
+    """The DAG's run ids, oldest first."""
+    out = airflow.run("dags", "list-runs", dag_id, "-o", "json").stdout
+    runs = json.loads(out[out.index("[") :])
+    return [r["run_id"] for r in sorted(runs, key=lambda r: r["run_after"] or r["logical_date"] or "")]
+
+
+def test_a_superseded_run_neither_writes_nor_commits(
+    airflow: AirflowEnv, kafka_bootstrap: str, s3_client, bucket: str, topic_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Run A fails before its commit; run B plans the same offsets further and fails too; then A's load and
+    commit are re-run by hand (as a clear would): both must stand aside, and run C loads everything once."""
+    from devstack import loggen
+
+    dag_id, group = write_taps(airflow, "sys_superseded", topic_name, bucket, max_records_per_object=400)
+    loggen.create_topic(kafka_bootstrap, topic_name, PARTITIONS)
+    sent: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
+
+    def produce(count: int, seed: int) -> None:
+        for s in loggen.produce(kafka_bootstrap, topic_name, loggen.generate(count, seed=seed)):
+            sent[s.partition].append(s.line)
+
+    fail_commit = {"LOGTAP_TEST_FAIL_TASK": "commit"}
+    produce(1500, seed=11)
+    airflow.run("dags", "test", dag_id, extra_env=fail_commit, check=False)
+    produce(900, seed=12)
+    airflow.run("dags", "test", dag_id, extra_env=fail_commit, check=False)
+    run_a, run_b = run_ids(airflow, dag_id)[-2:]
+    assert committed(kafka_bootstrap, group, topic_name) == dict.fromkeys(
+        range(PARTITIONS), 0
+    )  # claims only: offsets unmoved
+    before = archive_by_partition(s3_client, bucket, "raw", topic_name)
+    # Run A's load (its plan still in XCom) and commit, re-run: both see run B's claim and stand aside.
+    busiest = max(sent, key=lambda p: len(sent[p]))
+    load = airflow.run("tasks", "test", dag_id, "load", run_a, "--map-index", str(busiest))
+    assert "was superseded" in load.stdout + load.stderr
+    assert archive_by_partition(s3_client, bucket, "raw", topic_name) == before
+    commit = airflow.run("tasks", "test", dag_id, "commit", run_a)
+    assert f"run {dag_id}/{run_b} has since planned" in commit.stdout + commit.stderr
+    assert committed(kafka_bootstrap, group, topic_name) == dict.fromkeys(
+        range(PARTITIONS), 0
+    )  # claims only: offsets unmoved
+    # Run C loads every offset exactly once.
+    produce(700, seed=13)
     airflow.run("dags", "test", dag_id)
     assert_exactly_once(archive_by_partition(s3_client, bucket, "raw", topic_name), sent)
     assert committed(kafka_bootstrap, group, topic_name) == {p: len(v) for p, v in sent.items()}
