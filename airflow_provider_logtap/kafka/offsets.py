@@ -93,6 +93,25 @@ class _Retriable(Exception):
     pass
 
 
+# Errors that pass: a group coordinator moving or still loading (e.g. right after a broker start, while
+# __consumer_offsets is created), a leader election, a timeout. librdkafka does not flag all of them retriable.
+_TRANSIENT = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._WAIT_COORD,
+}
+
+
+def _transient(error: object) -> bool:
+    return isinstance(error, KafkaError) and (error.retriable() or error.code() in _TRANSIENT)
+
+
 def _retrying(call: Callable[[], T], what: str, deadline: float = 60.0) -> T:
     """``call()``, retried with backoff while Kafka answers with a retriable error (a group coordinator that
     is moving or still loading, a leader election) for up to ``deadline`` seconds."""
@@ -103,7 +122,7 @@ def _retrying(call: Callable[[], T], what: str, deadline: float = 60.0) -> T:
             return call()
         except (KafkaException, _Retriable) as exc:
             error = exc.args[0] if exc.args else None
-            retriable = isinstance(exc, _Retriable) or (isinstance(error, KafkaError) and error.retriable())
+            retriable = isinstance(exc, _Retriable) or _transient(error)
             if not retriable or time.monotonic() + delay > give_up:
                 raise LogtapError(f"could not {what}: {error}") from exc
             log.info("could not %s yet (%s); retrying in %.1fs", what, error, delay)
@@ -115,7 +134,7 @@ def _check(tps: list[Any], topic: str) -> list[Any]:
     """Raise for a per-partition error (retriable ones as :class:`_Retriable`, so :func:`_retrying` retries)."""
     for tp in tps:
         if tp.error is not None:
-            if isinstance(tp.error, KafkaError) and tp.error.retriable():
+            if _transient(tp.error):
                 raise _Retriable(tp.error)
             raise LogtapError(f"{topic}[{tp.partition}]: {tp.error}")
     return tps
