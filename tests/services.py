@@ -48,6 +48,36 @@ def s3_endpoint(services_dir: Path) -> Iterator[str]:
         service.stop()
 
 
+@pytest.fixture(scope="session")
+def webhdfs(services_dir: Path) -> Iterator[dict[str, str]]:
+    """``{"url": "http://127.0.0.1:<namenode http>", "user": ...}`` of a real HDFS (MiniDFSCluster)."""
+    if env := os.environ.get("LOGTAP_WEBHDFS_URL"):
+        yield {"url": env, "user": os.environ.get("LOGTAP_WEBHDFS_USER", "root")}
+        return
+    from devstack import hdfs
+
+    service = hdfs.start(services_dir / "hdfs")
+    try:
+        yield {"url": service.info["webhdfs_url"], "user": service.info["user"]}
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def hdfs_client(webhdfs: dict[str, str]):  # type: ignore[no-untyped-def]
+    from hdfs import InsecureClient
+
+    return InsecureClient(webhdfs["url"], user=webhdfs["user"])
+
+
+@pytest.fixture
+def hdfs_base(hdfs_client) -> str:  # type: ignore[no-untyped-def]
+    """A fresh base directory for one test."""
+    base = f"/logtap-tests/{uuid.uuid4().hex[:10]}"
+    hdfs_client.makedirs(base)
+    return base
+
+
 @pytest.fixture
 def topic_name() -> str:
     return f"weblogs-{uuid.uuid4().hex[:10]}"
@@ -74,7 +104,9 @@ def bucket(s3_client) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def airflow_connections(kafka_bootstrap: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def airflow_connections(
+    kafka_bootstrap: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     """Airflow connections (by environment variable, as a deployment may define them) to the test services."""
     import json
 
@@ -93,3 +125,10 @@ def airflow_connections(kafka_bootstrap: str, s3_endpoint: str, monkeypatch: pyt
             }
         ),
     )
+    if "webhdfs" in request.fixturenames:
+        webhdfs = request.getfixturevalue("webhdfs")
+        host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_WEBHDFS_DEFAULT",
+            json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}),
+        )

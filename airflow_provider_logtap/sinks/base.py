@@ -24,6 +24,8 @@ class WriteResult:
     removed: tuple[str, ...] = ()
     lost: tuple[OffsetRange, ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)
+    partitions: tuple[str, ...] = ()
+    dead_letters: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,6 +41,8 @@ class WriteResult:
             "lost": [r.to_dict() for r in self.lost],
             "lost_count": sum(r.size for r in self.lost),
             "counts": dict(self.counts),
+            "partitions": list(self.partitions),
+            "dead_letters": self.dead_letters,
             "seconds": round(self.seconds, 3),
         }
 
@@ -49,6 +53,8 @@ class WriteResult:
         return (
             f"{self.sink}: {self.range} -> {self.written} of {self.records} records, {self.bytes_in} bytes in, "
             f"{self.bytes_out} bytes out, {len(self.objects)} objects written, {len(self.removed)} stale removed"
+            f"{f', {len(self.partitions)} event-time partitions' if self.partitions else ''}"
+            f"{f', {self.dead_letters} DEAD LETTERS' if self.dead_letters else ''}"
             f"{', ' + extra if extra else ''}{f', {lost} offsets LOST to retention' if lost else ''} "
             f"in {self.seconds:.1f}s ({rate:,.0f} records/s)"
         )

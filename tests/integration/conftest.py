@@ -4,11 +4,14 @@ import pytest
 from services import (  # noqa: F401 - fixtures
     airflow_connections,
     bucket,
+    hdfs_base,
+    hdfs_client,
     kafka_bootstrap,
     s3_client,
     s3_endpoint,
     services_dir,
     topic_name,
+    webhdfs,
 )
 
 

@@ -1,0 +1,429 @@
+"""HDFS sinks through WebHDFS: a raw byte-exact copy, and a copy partitioned by each line's own event time.
+
+Both write every file under a hidden temporary name in its final directory (``.<name>.inprogress``: Hive, Spark
+and Impala ignore names starting with ``.``) and rename it into place when it is complete, so readers never see
+half a file. Names are deterministic (``<topic>+<partition>+<start:020d>``), so writing a range again replaces
+its files instead of doubling them. WebHDFS renames do not overwrite: an existing file of the same name is
+deleted just before the rename, so a reader may briefly miss it but never sees it twice or half written.
+
+The ``client`` is an ``hdfs`` library client (``WebHDFSHook(...).get_conn()``: ``InsecureClient`` or
+``KerberosClient``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import IO, Any
+
+from airflow_provider_logtap.core import naming
+from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
+from airflow_provider_logtap.core.manifest import Manifest
+from airflow_provider_logtap.core.partitions import EventTimePartitioner
+from airflow_provider_logtap.core.ranges import OffsetRange
+from airflow_provider_logtap.errors import ConfigurationError, LogtapError
+from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks, default_spool
+from airflow_provider_logtap.sinks.base import WriteResult, track_lost
+
+TEMP_SUFFIX = ".inprogress"
+_PARALLEL_FILES = 8
+MANIFESTS = "_logtap"
+DEAD_LETTERS = "_dead_letter"
+
+
+class BadLineRatioError(LogtapError):
+    """More lines than a tap allows had no event time: nothing was written (the classic wrong-regex case)."""
+
+
+def temp_name(path: str) -> str:
+    """``dir/.name.inprogress`` for ``dir/name``."""
+    head, tail = posixpath.split(path)
+    return posixpath.join(head, f".{tail}{TEMP_SUFFIX}")
+
+
+def clean_base(base: str) -> str:
+    """An absolute HDFS base path (``/data/weblogs``) without ``..``, wildcards or odd characters."""
+    if not isinstance(base, str) or not base.startswith("/"):
+        raise ConfigurationError(f"HDFS base path must be absolute, like '/data/logs'. Got {base!r}")
+    rest = naming.clean_prefix(base, "HDFS base path")
+    if not rest:
+        raise ConfigurationError("HDFS base path must not be '/' itself: give logtap a directory of its own")
+    return "/" + rest
+
+
+class _Files:
+    """The few WebHDFS operations the sinks use, on an ``hdfs`` library client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def put(self, path: str, data: IO[bytes] | bytes) -> None:
+        self.client.write(path, data=data, overwrite=True)
+
+    def replace(self, temp: str, final: str) -> None:
+        """Rename ``temp`` to ``final``, deleting an older ``final`` first (WebHDFS renames never overwrite)."""
+        self.client.delete(final)
+        self.client.rename(temp, final)
+
+    def delete(self, path: str) -> bool:
+        return bool(self.client.delete(path))
+
+    def exists(self, path: str) -> bool:
+        return self.client.status(path, strict=False) is not None
+
+    def names(self, directory: str) -> list[str]:
+        status = self.client.status(directory, strict=False)
+        if status is None or status.get("type") != "DIRECTORY":
+            return []
+        return list(self.client.list(directory))
+
+    def read(self, path: str) -> bytes:
+        with self.client.read(path) as reader:
+            return bytes(reader.read())
+
+
+class HdfsRawSink:
+    """The raw copy: the same byte-exact, re-run-safe files as the S3 archive, under ``<base>/<topic>/...``.
+
+    :param client: an ``hdfs`` client (``WebHDFSHook(...).get_conn()``).
+    :param base: the absolute HDFS directory of this tap's copy.
+    :param archive_format: compression (default ``none`` here, as Hive reads plain text best) and file size
+        limits.
+    """
+
+    name = "hdfs_raw"
+
+    def __init__(self, *, client: Any, base: str, archive_format: ArchiveFormat | None = None) -> None:
+        self.files = _Files(client)
+        self.base = clean_base(base)
+        self.format = archive_format or ArchiveFormat(compression="none")
+
+    def path(self, topic: str, partition: int, start: int) -> str:
+        return "/" + naming.object_key(self.base, topic, partition, start, self.format.suffix)
+
+    def write(self, rng: OffsetRange, batches: Iterable[RecordBatch]) -> WriteResult:
+        began = time.monotonic()
+        lost: list[OffsetRange] = []
+        chunks: list[Chunk] = []
+        paths: list[str] = []
+        for chunk, spool in archive_chunks(rng, track_lost(batches, lost), self.format, default_spool):
+            final = self.path(rng.topic, rng.partition, chunk.start)
+            try:
+                spool.seek(0)
+                self.files.put(temp_name(final), spool)
+            finally:
+                spool.close()
+            self.files.replace(temp_name(final), final)
+            chunks.append(chunk)
+            paths.append(final)
+        removed = self._remove_stale(rng, set(paths), lost)
+        lines = sum(c.lines for c in chunks)
+        tombstones = sum(c.tombstones for c in chunks)
+        return WriteResult(
+            sink=self.name,
+            range=rng,
+            records=lines + tombstones,
+            written=lines,
+            bytes_in=sum(c.bytes_in for c in chunks),
+            bytes_out=sum(c.bytes_out for c in chunks),
+            objects=tuple(paths),
+            removed=tuple(removed),
+            lost=tuple(lost),
+            counts={
+                "tombstones": tombstones,
+                "invalid_utf8": sum(c.invalid_utf8 for c in chunks),
+                "embedded_newlines": sum(c.embedded_newlines for c in chunks),
+            },
+            seconds=time.monotonic() - began,
+        )
+
+    def _remove_stale(self, rng: OffsetRange, written: set[str], lost: list[OffsetRange]) -> list[str]:
+        """Files and temporary files of earlier attempts whose start lies in the range (not in lost parts)."""
+        directory = "/" + naming.partition_dir(self.base, rng.topic, rng.partition)
+        removed = []
+        for name in self.files.names(directory):
+            bare = (
+                name[1 : -len(TEMP_SUFFIX)] if name.startswith(".") and name.endswith(TEMP_SUFFIX) else name
+            )
+            parsed = naming.parse_file_name(bare)
+            if parsed is None or parsed.topic != rng.topic or parsed.partition != rng.partition:
+                continue
+            path = posixpath.join(directory, name)
+            if parsed.start in rng and path not in written and not any(parsed.start in g for g in lost):
+                self.files.delete(path)
+                removed.append(path)
+        return removed
+
+
+class HdfsEventTimeSink:
+    """Lines partitioned by their own event time: ``<base>/<topic>/dt=2015-10-28/hour=14/<topic>+<p>+<start>.log``.
+
+    Lines without a readable event time go to ``<base>/_dead_letter/<topic>/partition=<p>/...jsonl`` with the
+    reason and their topic/partition/offset. When more than ``max_bad_ratio`` of a range's lines are bad, the
+    write fails *before* anything is written (a wrong regex must be loud, not a heap of dead letters).
+
+    :param client: an ``hdfs`` client (``WebHDFSHook(...).get_conn()``).
+    :param base: the absolute HDFS directory of this tap's copy.
+    :param partitioner: how event times are found and which partition path they give.
+    :param compression: ``none`` (default) or ``gzip``/``zstd`` for the partition files.
+    :param max_bad_ratio: the largest share of lines without event time a write accepts (``None``: any).
+    :param run: who writes (recorded in the manifests).
+    """
+
+    name = "hdfs_event_time"
+
+    def __init__(
+        self,
+        *,
+        client: Any,
+        base: str,
+        partitioner: EventTimePartitioner,
+        compression: str = "none",
+        max_bad_ratio: float | None = 0.05,
+        run: str | None = None,
+    ) -> None:
+        if max_bad_ratio is not None and not 0 <= max_bad_ratio <= 1:
+            raise ConfigurationError(
+                f"max_bad_ratio must be between 0 and 1 (or None). Got {max_bad_ratio!r}"
+            )
+        self.files = _Files(client)
+        self.base = clean_base(base)
+        self.partitioner = partitioner
+        self.format = ArchiveFormat(compression=compression, max_bytes=None)
+        self.max_bad_ratio = max_bad_ratio
+        self.run = run
+
+    def _name(self, rng: OffsetRange) -> str:
+        return naming.file_name(rng.topic, rng.partition, rng.start, self.format.suffix)
+
+    def file_path(self, rng: OffsetRange, partition_path: str) -> str:
+        return posixpath.join(self.base, rng.topic, partition_path, self._name(rng))
+
+    def dead_letter_path(self, rng: OffsetRange) -> str:
+        return posixpath.join(
+            self.base,
+            DEAD_LETTERS,
+            rng.topic,
+            f"partition={rng.partition}",
+            naming.file_name(rng.topic, rng.partition, rng.start, ".jsonl"),
+        )
+
+    def manifest_dir(self, topic: str, partition: int) -> str:
+        return posixpath.join(self.base, topic, MANIFESTS, f"partition={partition}")
+
+    def manifest_path(self, rng: OffsetRange) -> str:
+        return posixpath.join(
+            self.manifest_dir(rng.topic, rng.partition),
+            naming.file_name(rng.topic, rng.partition, rng.start, ".json"),
+        )
+
+    def write(self, rng: OffsetRange, batches: Iterable[RecordBatch]) -> WriteResult:
+        began = time.monotonic()
+        lost: list[OffsetRange] = []
+        with _Spools(self.format) as spools:
+            total = bad = tombstones = nbytes = 0
+            for batch in track_lost(batches, lost):
+                values = batch.values
+                buckets, rejects = self.partitioner.split(values)
+                for path, lines in buckets.items():
+                    spools.add(path, lines)
+                for i, reason in rejects:
+                    value = values[i]
+                    assert value is not None
+                    spools.dead(
+                        reason,
+                        dead_letter(
+                            topic=rng.topic,
+                            partition=rng.partition,
+                            offset=batch.offset_at(i),
+                            timestamp=batch.timestamp_at(i),
+                            reason=reason,
+                            value=value,
+                        ),
+                    )
+                count = len(values)
+                dead = values.count(None)
+                tombstones += dead
+                total += count - dead
+                bad += len(rejects)
+                nbytes += batch.nbytes()
+            if ratio_exceeded(bad, total, self.max_bad_ratio):
+                raise BadLineRatioError(
+                    f"{rng}: {bad} of {total} lines ({bad / total:.1%}) have no readable event time, more than "
+                    f"max_bad_ratio={self.max_bad_ratio:.1%}; nothing was written. The first reason: "
+                    f"{spools.first_reason()}. Check the tap's timestamp regex and date format (a replay with "
+                    "corrected ones can rebuild these partitions)."
+                )
+            result = self._publish(rng, spools)
+        files, partitions, removed = result
+        return WriteResult(
+            sink=self.name,
+            range=rng,
+            records=total + tombstones,
+            written=total - bad,
+            bytes_in=nbytes,
+            bytes_out=spools.bytes_out,
+            objects=tuple(files),
+            removed=tuple(removed),
+            lost=tuple(lost),
+            counts={"tombstones": tombstones, "dead_letters": bad},
+            partitions=tuple(partitions),
+            dead_letters=bad,
+            seconds=time.monotonic() - began,
+        )
+
+    def _old_manifests(self, rng: OffsetRange) -> list[tuple[str, Manifest]]:
+        directory = self.manifest_dir(rng.topic, rng.partition)
+        found = []
+        for name in sorted(self.files.names(directory)):
+            parsed = naming.parse_file_name(name)
+            if parsed is None or parsed.suffix != ".json" or parsed.start not in rng:
+                continue
+            path = posixpath.join(directory, name)
+            found.append((path, Manifest.decode(self.files.read(path), path)))
+        return found
+
+    def _put_temp(self, spools: _Spools, final: str, partition: str) -> None:
+        with spools.open(partition) as data:
+            self.files.put(temp_name(final), data)
+
+    def _publish(self, rng: OffsetRange, spools: _Spools) -> tuple[list[str], list[str], list[str]]:
+        """Temporary files, renamed into place, then what earlier writes of the range left is removed."""
+        old = self._old_manifests(rng)
+        targets = {self.file_path(rng, p): p for p in spools.paths()}
+        if spools.has_dead_letters():
+            targets[self.dead_letter_path(rng)] = DEAD_LETTERS
+        finals = sorted(targets)
+        pending = Manifest(
+            topic=rng.topic,
+            partition=rng.partition,
+            start=rng.start,
+            end=rng.end,
+            state="pending",
+            files=tuple(finals),
+            temps=tuple(temp_name(f) for f in finals),
+            partitions=tuple(sorted(spools.paths())),
+            run=self.run,
+        )
+        manifest = self.manifest_path(rng)
+        previous = next((m for path, m in old if path == manifest), None)
+        if previous is not None:
+            # Keep what the earlier write of this very start listed, so that it is cleaned up below.
+            pending = replace(
+                pending,
+                files=tuple(sorted({*finals, *previous.files})),
+                temps=tuple(sorted({*pending.temps, *previous.temps})),
+            )
+        self.files.put(manifest, pending.encode())
+        # Many partitions per range are usual (historical files span days): files go up in parallel.
+        with ThreadPoolExecutor(max_workers=_PARALLEL_FILES, thread_name_prefix="logtap-hdfs") as pool:
+            list(pool.map(lambda item: self._put_temp(spools, *item), targets.items()))
+            list(pool.map(lambda final: self.files.replace(temp_name(final), final), finals))
+        removed = []
+        for _path, m in old:
+            for stale in (*m.files, *m.temps):
+                if stale not in targets and self.files.delete(stale):
+                    removed.append(stale)
+        for path, _m in old:
+            if path != manifest:
+                self.files.delete(path)
+        complete = replace(
+            pending,
+            state="complete",
+            files=tuple(finals),
+            temps=(),
+            counts={"dead_letters": spools.dead_count},
+        )
+        self.files.put(manifest, complete.encode())
+        return finals, sorted(spools.paths()), sorted(set(removed))
+
+
+class _Spools:
+    """Local spool files, one per event-time partition plus one of dead letters, filled while reading."""
+
+    def __init__(self, fmt: ArchiveFormat) -> None:
+        self.format = fmt
+        self._files: dict[str, Any] = {}
+        self._dead: IO[bytes] | None = None
+        self._first_reason: str | None = None
+        self.dead_count = 0
+
+    def __enter__(self) -> _Spools:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for spool in self._files.values():
+            spool.close()
+        if self._dead is not None:
+            self._dead.close()
+
+    def add(self, path: str, lines: list[bytes]) -> None:
+        spool = self._files.get(path)
+        if spool is None:
+            spool = self._files[path] = _CompressedSpool(self.format)
+        spool.write(b"\n".join([*lines, b""]))
+
+    def dead(self, reason: str, record: bytes) -> None:
+        if self._dead is None:
+            self._dead = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+        if self._first_reason is None:
+            self._first_reason = reason
+        self._dead.write(record)
+        self.dead_count += 1
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes of the finished partition files."""
+        return sum(spool.size for spool in self._files.values())
+
+    def first_reason(self) -> str:
+        return self._first_reason or "(none)"
+
+    def has_dead_letters(self) -> bool:
+        return self._dead is not None
+
+    def paths(self) -> list[str]:
+        return list(self._files)
+
+    @contextlib.contextmanager
+    def open(self, partition: str) -> Iterator[IO[bytes]]:
+        """The finished content of a partition's spool (or the dead letters), at position 0."""
+        if partition == DEAD_LETTERS:
+            assert self._dead is not None
+            self._dead.seek(0)
+            yield self._dead
+            return
+        yield self._files[partition].finish()
+
+
+class _CompressedSpool:
+    """A temporary file receiving one partition's lines through the tap's compression."""
+
+    def __init__(self, fmt: ArchiveFormat) -> None:
+        from airflow_provider_logtap.core.compression import new_compressor
+
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _Spools
+        self.compressor = new_compressor(fmt.compression, fmt.level)
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        out = self.compressor.compress(data)
+        if out:
+            self.file.write(out)
+
+    def finish(self) -> IO[bytes]:
+        out = self.compressor.flush()
+        if out:
+            self.file.write(out)
+        self.size = self.file.tell()
+        self.file.seek(0)
+        return self.file
+
+    def close(self) -> None:
+        self.file.close()
