@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_logtap.operators.plan",
                     "airflow_provider_logtap.operators.s3",
+                    "airflow_provider_logtap.operators.hdfs",
                     "airflow_provider_logtap.operators.commit",
                 ],
             }

@@ -38,6 +38,7 @@ __all__ = [
     "Param",
     "TriggerRule",
     "Variable",
+    "emit_asset_events",
     "kafka_client_config",
     "run_identity",
 ]
@@ -62,3 +63,24 @@ def run_identity(context: Context) -> str:
     """``<dag_id>/<run_id>`` of the running task: who claims, writes and commits a range."""
     ti = context["ti"]
     return f"{ti.dag_id}/{context['run_id']}"
+
+
+def emit_asset_events(context: Context, outlets: Any, extra: dict[str, Any], partitions: list[str]) -> None:
+    """Attach ``extra`` and the event-time partition keys to the asset events of the task's outlets.
+
+    Partition keys on asset events exist from Airflow 3.2 (``add_partitions``); before that they go into the
+    event's extra as ``partitions``.
+    """
+    events = context.get("outlet_events")
+    if events is None:
+        return
+    for outlet in outlets or ():
+        if not isinstance(outlet, Asset):
+            continue
+        event: Any = events[outlet]
+        event.extra.update(extra)
+        if partitions:
+            if hasattr(event, "add_partitions"):
+                event.add_partitions(partitions)
+            else:
+                event.extra["partitions"] = partitions

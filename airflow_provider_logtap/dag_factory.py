@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_logtap.compat import DAG
+from airflow_provider_logtap.compat import DAG, Asset
 from airflow_provider_logtap.operators.commit import KafkaCommitRangesOperator
+from airflow_provider_logtap.operators.hdfs import KafkaToHdfsEventTimeOperator, KafkaToHdfsRawOperator
 from airflow_provider_logtap.operators.plan import KafkaPlanRangesOperator
 from airflow_provider_logtap.operators.s3 import KafkaToS3ArchiveOperator
-from airflow_provider_logtap.taps import S3ArchiveTarget, Tap
+from airflow_provider_logtap.taps import HdfsRawTarget, S3ArchiveTarget, Tap
 
 PARTITION_LABEL = (
     "partition {{ task.offset_range['partition'] }} "
@@ -18,13 +19,19 @@ PARTITION_LABEL = (
 
 
 def _load_operator(tap: Tap) -> Any:
+    """The load operator of a tap's target, partially applied (``.expand(offset_range=...)`` follows)."""
+    common: dict[str, Any] = {
+        "task_id": "load",
+        "group_id": tap.group,
+        "on_data_loss": tap.on_data_loss,
+        "kafka_config_id": tap.kafka_conn_id,
+        "map_index_template": PARTITION_LABEL,
+        "outlets": [Asset(uri=f"{tap.target.asset_uri}/{tap.topic}", name=f"logtap_{tap.name}")],
+    }
     target = tap.target
     if isinstance(target, S3ArchiveTarget):
         return KafkaToS3ArchiveOperator.partial(
-            task_id="load",
-            group_id=tap.group,
-            on_data_loss=tap.on_data_loss,
-            kafka_config_id=tap.kafka_conn_id,
+            **common,
             bucket=target.bucket,
             prefix=target.prefix,
             aws_conn_id=target.aws_conn_id,
@@ -32,9 +39,29 @@ def _load_operator(tap: Tap) -> Any:
             compression_level=target.compression_level,
             max_records_per_object=target.max_records_per_object,
             max_bytes_per_object=target.max_bytes_per_object,
-            map_index_template=PARTITION_LABEL,
         )
-    raise TypeError(f"no load operator for target {target!r}")
+    if isinstance(target, HdfsRawTarget):
+        return KafkaToHdfsRawOperator.partial(
+            **common,
+            base_path=target.base_path,
+            webhdfs_conn_id=target.webhdfs_conn_id,
+            compression=target.compression,
+            compression_level=target.compression_level,
+            max_records_per_file=target.max_records_per_file,
+            max_bytes_per_file=target.max_bytes_per_file,
+        )
+    return KafkaToHdfsEventTimeOperator.partial(
+        **common,
+        base_path=target.base_path,
+        webhdfs_conn_id=target.webhdfs_conn_id,
+        compression=target.compression,
+        timestamp_regex=target.timestamp_regex,
+        date_format=target.date_format,
+        assume_zone=target.assume_zone,
+        partition_template=target.partition_template,
+        partition_zone=target.partition_zone,
+        max_bad_ratio=target.max_bad_ratio,
+    )
 
 
 def incremental_dag(tap: Tap) -> DAG:

@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_provider_logtap.core import compression as codecs
 from airflow_provider_logtap.core import naming
+from airflow_provider_logtap.core.eventtime import APACHE_REGEX, TimeFormat, zone_of
+from airflow_provider_logtap.core.partitions import DEFAULT_TEMPLATE, check_template
 from airflow_provider_logtap.core.ranges import INITIAL, ON_DATA_LOSS, _check_topic
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES
 
 TAPS_FILE_ENV = "LOGTAP_TAPS_FILE"
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-TARGET_TYPES = ("s3_archive",)
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -51,6 +52,7 @@ class TapConfigError(ConfigurationError):
 class S3ArchiveTarget:
     """The byte-exact S3 archive (see :class:`~airflow_provider_logtap.sinks.s3.S3ArchiveSink`)."""
 
+    type: ClassVar[str] = "s3_archive"
     bucket: str
     prefix: str = ""
     aws_conn_id: str = "aws_default"
@@ -58,10 +60,112 @@ class S3ArchiveTarget:
     compression_level: int | None = None
     max_records_per_object: int | None = None
     max_bytes_per_object: int | None = DEFAULT_MAX_BYTES
-    type: str = "s3_archive"
+
+    def checks(self) -> dict[str, Callable[[], object]]:
+        return {
+            "bucket": lambda: _bucket(self.bucket),
+            "prefix": lambda: naming.clean_prefix(self.prefix, "target.prefix"),
+            "compression": lambda: codecs.check(self.compression),
+            "max_records_per_object": lambda: _positive(self.max_records_per_object),
+            "max_bytes_per_object": lambda: _positive(self.max_bytes_per_object),
+        }
+
+    @property
+    def asset_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
 
-Target = S3ArchiveTarget
+@dataclass(frozen=True, kw_only=True)
+class HdfsRawTarget:
+    """The raw HDFS copy (see :class:`~airflow_provider_logtap.sinks.hdfs.HdfsRawSink`)."""
+
+    type: ClassVar[str] = "hdfs_raw"
+    base_path: str
+    webhdfs_conn_id: str = "webhdfs_default"
+    compression: str = "none"
+    compression_level: int | None = None
+    max_records_per_file: int | None = None
+    max_bytes_per_file: int | None = DEFAULT_MAX_BYTES
+
+    def checks(self) -> dict[str, Callable[[], object]]:
+        return {
+            "base_path": lambda: naming.clean_base(self.base_path),
+            "compression": lambda: codecs.check(self.compression),
+            "max_records_per_file": lambda: _positive(self.max_records_per_file),
+            "max_bytes_per_file": lambda: _positive(self.max_bytes_per_file),
+        }
+
+    @property
+    def asset_uri(self) -> str:
+        return f"hdfs://{self.webhdfs_conn_id}{naming.clean_base(self.base_path)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HdfsEventTimeTarget:
+    """HDFS partitioned by each line's event time (see :class:`~airflow_provider_logtap.sinks.hdfs.HdfsEventTimeSink`).
+
+    ``timestamp_regex`` + ``date_format`` find and read the time (Apache's ``[28/Oct/2015:14:03:07 +0000]`` by
+    default; ``iso8601``, ``epoch_s``, ``epoch_ms`` or a strptime format); ``partition_template`` and
+    ``partition_zone`` make the directory (``dt=%Y-%m-%d/hour=%H`` in UTC by default).
+    """
+
+    type: ClassVar[str] = "hdfs_event_time"
+    base_path: str
+    webhdfs_conn_id: str = "webhdfs_default"
+    compression: str = "none"
+    timestamp_regex: str = APACHE_REGEX
+    date_format: str = "apache"
+    assume_zone: str = "UTC"
+    partition_template: str = DEFAULT_TEMPLATE
+    partition_zone: str = "UTC"
+    max_bad_ratio: float | None = 0.05
+
+    def checks(self) -> dict[str, Callable[[], object]]:
+        return {
+            "base_path": lambda: naming.clean_base(self.base_path),
+            "compression": lambda: codecs.check(self.compression),
+            "timestamp_regex": lambda: TimeFormat(regex=self.timestamp_regex),
+            "date_format": lambda: TimeFormat(date_format=self.date_format),
+            "assume_zone": lambda: zone_of(self.assume_zone),
+            "partition_template": lambda: check_template(self.partition_template),
+            "partition_zone": lambda: zone_of(self.partition_zone),
+            "max_bad_ratio": lambda: _ratio(self.max_bad_ratio),
+        }
+
+    @property
+    def time_format(self) -> TimeFormat:
+        return TimeFormat(
+            regex=self.timestamp_regex, date_format=self.date_format, assume_zone=self.assume_zone
+        )
+
+    @property
+    def asset_uri(self) -> str:
+        return f"hdfs://{self.webhdfs_conn_id}{naming.clean_base(self.base_path)}"
+
+
+Target = S3ArchiveTarget | HdfsRawTarget | HdfsEventTimeTarget
+TARGETS: dict[str, type[S3ArchiveTarget] | type[HdfsRawTarget] | type[HdfsEventTimeTarget]] = {
+    cls.type: cls for cls in (S3ArchiveTarget, HdfsRawTarget, HdfsEventTimeTarget)
+}
+TARGET_TYPES = tuple(TARGETS)
+
+
+def _bucket(name: str) -> str:
+    if not name or "/" in name:
+        raise ConfigurationError(f"is not a bucket name: {name!r} (use the bare bucket name)")
+    return name
+
+
+def _positive(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise ConfigurationError(f"must be a positive integer or absent, not {value!r}")
+    return value
+
+
+def _ratio(value: float | None) -> float | None:
+    if value is not None and not 0 <= value <= 1:
+        raise ConfigurationError(f"must be between 0 and 1 (a share of lines) or absent, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +195,14 @@ class Tap:
         return self.group_id or f"logtap-{self.name}"
 
 
+_KINDS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "str | None": (str, type(None)),
+    "int | None": (int, type(None)),
+    "float | None": (int, float, type(None)),
+}
+
+
 def _get(
     tap: str,
     raw: Mapping[str, Any],
@@ -115,77 +227,58 @@ def _get(
     return value
 
 
-def _positive(tap: str, key: str, value: int | None) -> int | None:
-    if value is not None and value < 1:
-        raise TapConfigError(
-            tap, key, f"must be a positive integer, not {value!r}", f"set {key} to 1 or more, or remove it"
-        )
-    return value
-
-
 def _target(tap: str, raw: Any) -> Target:
     if not isinstance(raw, Mapping):
         raise TapConfigError(
             tap, "target", "must be a mapping with a type", f"add target: {{type: {TARGET_TYPES[0]}, ...}}"
         )
     kind = raw.get("type")
-    if kind not in TARGET_TYPES:
+    if kind not in TARGETS:
         raise TapConfigError(
             tap,
             "target.type",
             f"must be one of {set(TARGET_TYPES)}, not {kind!r}",
             f"set target.type to one of {', '.join(TARGET_TYPES)}",
         )
-    known = {
-        "type",
-        "bucket",
-        "prefix",
-        "aws_conn_id",
-        "compression",
-        "compression_level",
-        "max_records_per_object",
-        "max_bytes_per_object",
-    }
-    unknown = sorted(set(raw) - known)
+    cls = TARGETS[kind]
+    settings = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(raw) - set(settings) - {"type"})
     if unknown:
         raise TapConfigError(
             tap,
             f"target.{unknown[0]}",
-            "is not a setting of an s3_archive target",
-            f"remove it; the settings are {', '.join(sorted(known))}",
+            f"is not a setting of a {kind} target",
+            f"remove it; the settings are {', '.join(sorted(settings))}",
         )
-    t = f"{tap}"
-    bucket = _get(t, raw, "bucket", str, fix="set target.bucket to the S3 bucket name")
-    if not bucket or "/" in bucket:
-        raise TapConfigError(
-            tap, "target.bucket", f"is not a bucket name: {bucket!r}", "use the bare bucket name"
-        )
-    prefix = _get(t, raw, "prefix", str, "")
-    try:
-        naming.clean_prefix(prefix, "target.prefix")
-    except ConfigurationError as exc:
-        raise TapConfigError(tap, "target.prefix", str(exc), "use a relative path like raw/weblogs") from None
-    comp = _get(t, raw, "compression", str, "gzip")
-    if comp not in codecs.SUFFIXES:
-        raise TapConfigError(
-            tap,
-            "target.compression",
-            f"must be one of {set(codecs.SUFFIXES)}, not {comp!r}",
-            "use gzip (default), zstd or none",
-        )
-    return S3ArchiveTarget(
-        bucket=bucket,
-        prefix=prefix,
-        aws_conn_id=_get(t, raw, "aws_conn_id", str, "aws_default"),
-        compression=comp,
-        compression_level=_get(t, raw, "compression_level", int, None),
-        max_records_per_object=_positive(
-            tap, "target.max_records_per_object", _get(t, raw, "max_records_per_object", int, None)
-        ),
-        max_bytes_per_object=_positive(
-            tap, "target.max_bytes_per_object", _get(t, raw, "max_bytes_per_object", int, DEFAULT_MAX_BYTES)
-        ),
-    )
+    values: dict[str, Any] = {}
+    for name, spec in settings.items():
+        required = spec.default is MISSING and spec.default_factory is MISSING
+        if name not in raw or raw[name] is None:
+            if required:
+                raise TapConfigError(tap, f"target.{name}", "is required", f"add target.{name} to the tap")
+            continue
+        value, allowed = raw[name], _KINDS[str(spec.type)]
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise TapConfigError(
+                tap,
+                f"target.{name}",
+                f"must be {names}, not {type(value).__name__} {value!r}",
+                f"set target.{name} to a {names}",
+            )
+        values[name] = value
+    target = cls(**values)
+    for name, check in target.checks().items():
+        try:
+            check()
+        except ConfigurationError as exc:
+            raise TapConfigError(
+                tap,
+                f"target.{name}",
+                str(exc).removeprefix("is ").rstrip("."),
+                f"see the {kind} settings in the README (default: {settings[name].default!r})",
+            ) from None
+    return target
 
 
 TAP_KEYS = {
@@ -203,6 +296,13 @@ TAP_KEYS = {
     "retry_delay_seconds",
     "tags",
 }
+
+
+def _positive_setting(tap: str, key: str, raw: Mapping[str, Any]) -> int | None:
+    try:
+        return _positive(_get(tap, raw, key, int, None))
+    except ConfigurationError as exc:
+        raise TapConfigError(tap, key, str(exc), f"set {key} to 1 or more, or remove it") from None
 
 
 def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 0) -> Tap:
@@ -277,9 +377,7 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
         start_date=start_date or DEFAULT_START,
         initial=initial,
         on_data_loss=on_loss,
-        max_records_per_run=_positive(
-            name, "max_records_per_run", _get(name, merged, "max_records_per_run", int, None)
-        ),
+        max_records_per_run=_positive_setting(name, "max_records_per_run", merged),
         retries=_get(name, merged, "retries", int, 2),
         retry_delay_seconds=_get(name, merged, "retry_delay_seconds", int, 30),
         tags=tuple(str(t) for t in tags),

@@ -164,7 +164,10 @@ class EventTimeReader:
         """UTC epoch of local midnight of ``dd/Mon/yyyy +zzzz`` (the key is 17 bytes: date, space, zone)."""
         if k[2:3] != b"/" or k[6:7] != b"/" or k[11:12] != b" " or k[12:13] not in (b"+", b"-"):
             raise ValueError("not dd/Mon/yyyy:HH:MM:SS +zzzz")
-        day, month, year = int(k[0:2]), _MONTHS[k[3:6]], int(k[7:11])
+        month = _MONTHS.get(k[3:6])
+        if month is None:
+            raise ValueError(f"unknown month {k[3:6].decode('ascii', 'backslashreplace')!r}")
+        day, year = int(k[0:2]), int(k[7:11])
         if not 1 <= day <= calendar.monthrange(year, month)[1]:
             raise ValueError("day out of range")
         sign = -1 if k[12:13] == b"-" else 1

@@ -61,6 +61,16 @@ def clean_prefix(prefix: str, name: str = "prefix") -> str:
     return "/".join(segments)
 
 
+def clean_base(base: str) -> str:
+    """An absolute HDFS base path (``/data/weblogs``) without ``..``, wildcards or odd characters."""
+    if not isinstance(base, str) or not base.startswith("/"):
+        raise ConfigurationError(f"HDFS base path must be absolute, like '/data/logs'. Got {base!r}")
+    rest = clean_prefix(base, "HDFS base path")
+    if not rest:
+        raise ConfigurationError("HDFS base path must not be '/' itself: give logtap a directory of its own")
+    return "/" + rest
+
+
 def partition_dir(prefix: str, topic: str, partition: int) -> str:
     """``<prefix>/<topic>/partition=<p>`` (no leading or trailing slash)."""
     _check_topic(topic)

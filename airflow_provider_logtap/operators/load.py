@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_logtap.compat import AirflowSkipException, BaseOperator, Context, run_identity
+from airflow_provider_logtap.compat import (
+    AirflowSkipException,
+    BaseOperator,
+    Context,
+    emit_asset_events,
+    run_identity,
+)
 from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, OffsetRange
 from airflow_provider_logtap.errors import one_of
@@ -73,4 +79,12 @@ class KafkaRangeLoadOperator(BaseOperator):
         batches = hook.read(rng, batch_size=self.batch_size, on_data_loss=self.on_data_loss)
         result = sink.write(rng, batches)
         self.log.info(result.summary())
+        if result.partitions:
+            self.log.info("event-time partitions written: %s", ", ".join(result.partitions))
+        emit_asset_events(
+            context,
+            self.outlets,
+            {"range": rng.to_dict(), "records": result.records, "written": result.written},
+            list(result.partitions),
+        )
         return result.to_dict()

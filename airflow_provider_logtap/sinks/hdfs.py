@@ -47,16 +47,6 @@ def temp_name(path: str) -> str:
     return posixpath.join(head, f".{tail}{TEMP_SUFFIX}")
 
 
-def clean_base(base: str) -> str:
-    """An absolute HDFS base path (``/data/weblogs``) without ``..``, wildcards or odd characters."""
-    if not isinstance(base, str) or not base.startswith("/"):
-        raise ConfigurationError(f"HDFS base path must be absolute, like '/data/logs'. Got {base!r}")
-    rest = naming.clean_prefix(base, "HDFS base path")
-    if not rest:
-        raise ConfigurationError("HDFS base path must not be '/' itself: give logtap a directory of its own")
-    return "/" + rest
-
-
 class _Files:
     """The few WebHDFS operations the sinks use, on an ``hdfs`` library client."""
 
@@ -101,7 +91,7 @@ class HdfsRawSink:
 
     def __init__(self, *, client: Any, base: str, archive_format: ArchiveFormat | None = None) -> None:
         self.files = _Files(client)
-        self.base = clean_base(base)
+        self.base = naming.clean_base(base)
         self.format = archive_format or ArchiveFormat(compression="none")
 
     def path(self, topic: str, partition: int, start: int) -> str:
@@ -193,7 +183,7 @@ class HdfsEventTimeSink:
                 f"max_bad_ratio must be between 0 and 1 (or None). Got {max_bad_ratio!r}"
             )
         self.files = _Files(client)
-        self.base = clean_base(base)
+        self.base = naming.clean_base(base)
         self.partitioner = partitioner
         self.format = ArchiveFormat(compression=compression, max_bytes=None)
         self.max_bad_ratio = max_bad_ratio

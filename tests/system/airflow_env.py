@@ -57,7 +57,13 @@ class AirflowEnv:
 
 
 def make_airflow_env(
-    home: Path, *, kafka_bootstrap: str, s3_endpoint: str, taps_file: Path, dags_folder: Path = ROOT / "dags"
+    home: Path,
+    *,
+    kafka_bootstrap: str,
+    s3_endpoint: str,
+    taps_file: Path,
+    webhdfs: dict[str, str] | None = None,
+    dags_folder: Path = ROOT / "dags",
 ) -> AirflowEnv:
     home.mkdir(parents=True, exist_ok=True)
     (home / "config").mkdir(exist_ok=True)
@@ -83,6 +89,11 @@ def make_airflow_env(
         ),
         "PYTHONWARNINGS": "ignore",
     }
+    if webhdfs is not None:
+        host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
+        env["AIRFLOW_CONN_WEBHDFS_DEFAULT"] = json.dumps(
+            {"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}
+        )
     airflow = AirflowEnv(home=home, env=env)
     airflow.run("db", "migrate")
     return airflow

@@ -1,16 +1,35 @@
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
-from services import (  # noqa: F401 - fixtures
-    bucket,
-    kafka_bootstrap,
-    s3_client,
-    s3_endpoint,
-    services_dir,
-    topic_name,
-)
+import yaml
+from airflow_env import AirflowEnv, make_airflow_env
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.system)
+
+
+@pytest.fixture(scope="session")
+def airflow(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, s3_endpoint: str, webhdfs: dict[str, str]
+) -> AirflowEnv:
+    """One real Airflow (metadata DB migrated once) for the system tests; each test writes its own taps file."""
+    home = tmp_path_factory.mktemp("airflow")
+    return make_airflow_env(
+        home,
+        kafka_bootstrap=kafka_bootstrap,
+        s3_endpoint=s3_endpoint,
+        taps_file=home / "taps.yaml",
+        webhdfs=webhdfs,
+    )
+
+
+def write_taps(airflow: AirflowEnv, *taps: dict[str, Any]) -> None:
+    """Declare taps (no schedule, no retries unless given) in the Airflow's taps file."""
+    Path(airflow.env["LOGTAP_TAPS_FILE"]).write_text(
+        yaml.safe_dump({"taps": [{"schedule": None, "retries": 0, **t} for t in taps]})
+    )

@@ -35,4 +35,4 @@ def test_a_bad_taps_file_names_tap_field_and_fix(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("LOGTAP_TAPS_FILE", str(taps))
     errors = dagbag().import_errors
     [message] = errors.values()
-    assert "tap 'broken': field 'bucket' is required. Fix: set target.bucket" in message
+    assert "tap 'broken': field 'target.bucket' is required. Fix: add target.bucket to the tap" in message

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
-import pytest
-import yaml
-from airflow_env import AirflowEnv, make_airflow_env
+from airflow_env import AirflowEnv
+from conftest import write_taps
 
 from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.kafka.client import reader_config
@@ -70,25 +68,18 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, claims.Claim 
     return {p: c.offset for p, c in state.items()}  # type: ignore[misc]
 
 
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, s3_endpoint: str) -> AirflowEnv:
-    """One Airflow (metadata DB migrated once) for this module; each test writes its own taps file."""
-    home = tmp_path_factory.mktemp("airflow")
-    return make_airflow_env(
-        home, kafka_bootstrap=kafka_bootstrap, s3_endpoint=s3_endpoint, taps_file=home / "taps.yaml"
+def write_s3_tap(
+    airflow: AirflowEnv, name: str, topic: str, bucket: str, **target: object
+) -> tuple[str, str]:
+    """Declare one S3 archive tap; returns its DAG id and consumer group."""
+    write_taps(
+        airflow,
+        {
+            "name": name,
+            "topic": topic,
+            "target": {"type": "s3_archive", "bucket": bucket, "prefix": "raw", **target},
+        },
     )
-
-
-def write_taps(airflow: AirflowEnv, name: str, topic: str, bucket: str, **target: object) -> tuple[str, str]:
-    """Declare one S3 archive tap (no schedule, no retries); returns its DAG id and consumer group."""
-    tap = {
-        "name": name,
-        "topic": topic,
-        "schedule": None,
-        "retries": 0,
-        "target": {"type": "s3_archive", "bucket": bucket, "prefix": "raw", **target},
-    }
-    Path(airflow.env["LOGTAP_TAPS_FILE"]).write_text(yaml.safe_dump({"taps": [tap]}))
     return f"logtap_{name}", f"logtap-{name}"
 
 
@@ -101,7 +92,7 @@ def test_incremental_runs_retry_after_failure_exactly_once(
 ) -> None:
     from devstack import loggen
 
-    dag_id, group = write_taps(airflow, "sys_archive", topic_name, bucket, max_records_per_object=700)
+    dag_id, group = write_s3_tap(airflow, "sys_archive", topic_name, bucket, max_records_per_object=700)
     loggen.create_topic(kafka_bootstrap, topic_name, PARTITIONS)
     sent: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
 
@@ -146,7 +137,7 @@ def test_a_superseded_run_neither_writes_nor_commits(
     commit are re-run by hand (as a clear would): both must stand aside, and run C loads everything once."""
     from devstack import loggen
 
-    dag_id, group = write_taps(airflow, "sys_superseded", topic_name, bucket, max_records_per_object=400)
+    dag_id, group = write_s3_tap(airflow, "sys_superseded", topic_name, bucket, max_records_per_object=400)
     loggen.create_topic(kafka_bootstrap, topic_name, PARTITIONS)
     sent: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
 

@@ -1,0 +1,148 @@
+"""Operators loading one offset range into HDFS through WebHDFS: a raw copy, or partitioned by event time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_logtap.compat import Context, run_identity
+from airflow_provider_logtap.core import naming
+from airflow_provider_logtap.core.eventtime import APACHE_REGEX, EventTimeReader, TimeFormat
+from airflow_provider_logtap.core.partitions import DEFAULT_TEMPLATE, EventTimePartitioner, PartitionTemplate
+from airflow_provider_logtap.operators._templating import check_unless_templated
+from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
+from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES, ArchiveFormat
+from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink, HdfsRawSink
+
+
+def _webhdfs_client(conn_id: str, proxy_user: str | None) -> Any:
+    from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
+
+    return WebHDFSHook(webhdfs_conn_id=conn_id, proxy_user=proxy_user).get_conn()
+
+
+class KafkaToHdfsRawOperator(KafkaRangeLoadOperator):
+    """Copy the records of one offset range into HDFS as they are: ``<base_path>/<topic>/partition=<p>/
+    <topic>+<p>+<start:020d>.log``, byte-exact, each file renamed into place only when complete.
+
+    :param base_path: the absolute HDFS directory of this copy.
+    :param webhdfs_conn_id: the WebHDFS connection (``webhdfs_default``).
+    :param proxy_user: the HDFS user to act as (WebHDFSHook's ``proxy_user``).
+    :param compression: ``none`` (default), ``gzip`` or ``zstd``.
+    :param max_records_per_file: cut files after this many records (default: no limit).
+    :param max_bytes_per_file: cut files at this uncompressed size (default 256 MiB).
+
+    The other parameters are those of :class:`KafkaRangeLoadOperator`.
+    """
+
+    template_fields: Sequence[str] = (*KafkaRangeLoadOperator.template_fields, "base_path")
+
+    def __init__(
+        self,
+        *,
+        base_path: str,
+        webhdfs_conn_id: str = "webhdfs_default",
+        proxy_user: str | None = None,
+        compression: str = "none",
+        compression_level: int | None = None,
+        max_records_per_file: int | None = None,
+        max_bytes_per_file: int | None = DEFAULT_MAX_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.base_path = base_path
+        self.webhdfs_conn_id = webhdfs_conn_id
+        self.proxy_user = proxy_user
+        self.archive_format = ArchiveFormat(
+            compression=compression,
+            level=compression_level,
+            max_records=max_records_per_file,
+            max_bytes=max_bytes_per_file,
+        )
+        check_unless_templated(base_path, naming.clean_base)
+
+    def make_sink(self, context: Context) -> HdfsRawSink:
+        return HdfsRawSink(
+            client=_webhdfs_client(self.webhdfs_conn_id, self.proxy_user),
+            base=self.base_path,
+            archive_format=self.archive_format,
+        )
+
+
+class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
+    """Write the lines of one offset range into HDFS partitions of each line's own event time:
+    ``<base_path>/<topic>/dt=2015-10-28/hour=14/<topic>+<p>+<start:020d>.log``.
+
+    Lines whose time cannot be found or read go to ``<base_path>/_dead_letter/<topic>/partition=<p>/...jsonl``
+    with the reason; if more than ``max_bad_ratio`` of them are bad, the task fails having written nothing.
+    The partitions written are in the result, and on the asset events of the task's ``outlets`` as partition
+    keys.
+
+    :param base_path: the absolute HDFS directory of this copy.
+    :param timestamp_regex: a regex whose group is the timestamp (Apache's ``[...]`` by default).
+    :param date_format: ``apache`` (default), ``iso8601``, ``epoch_s``, ``epoch_ms`` or a strptime format.
+    :param assume_zone: the zone of timestamps that carry none.
+    :param partition_template: the partition path, strftime-like (``dt=%Y-%m-%d/hour=%H``).
+    :param partition_zone: the zone partitions are made in (``UTC``).
+    :param max_bad_ratio: the largest share of lines without event time a range may have (``0.05``).
+    :param webhdfs_conn_id: the WebHDFS connection (``webhdfs_default``).
+    :param proxy_user: the HDFS user to act as.
+    :param compression: ``none`` (default), ``gzip`` or ``zstd``.
+
+    The other parameters are those of :class:`KafkaRangeLoadOperator`.
+    """
+
+    template_fields: Sequence[str] = (
+        *KafkaRangeLoadOperator.template_fields,
+        "base_path",
+        "timestamp_regex",
+        "date_format",
+        "partition_template",
+    )
+
+    def __init__(
+        self,
+        *,
+        base_path: str,
+        timestamp_regex: str = APACHE_REGEX,
+        date_format: str = "apache",
+        assume_zone: str = "UTC",
+        partition_template: str = DEFAULT_TEMPLATE,
+        partition_zone: str = "UTC",
+        max_bad_ratio: float | None = 0.05,
+        webhdfs_conn_id: str = "webhdfs_default",
+        proxy_user: str | None = None,
+        compression: str = "none",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.base_path = base_path
+        self.timestamp_regex = timestamp_regex
+        self.date_format = date_format
+        self.assume_zone = assume_zone
+        self.partition_template = partition_template
+        self.partition_zone = partition_zone
+        self.max_bad_ratio = max_bad_ratio
+        self.webhdfs_conn_id = webhdfs_conn_id
+        self.proxy_user = proxy_user
+        self.compression = compression
+        check_unless_templated(base_path, naming.clean_base)
+        check_unless_templated(timestamp_regex, lambda r: TimeFormat(regex=r))
+        check_unless_templated(date_format, lambda f: TimeFormat(date_format=f))
+        check_unless_templated(partition_template, lambda t: PartitionTemplate(t, partition_zone))
+
+    def make_sink(self, context: Context) -> HdfsEventTimeSink:
+        fmt = TimeFormat(
+            regex=self.timestamp_regex, date_format=self.date_format, assume_zone=self.assume_zone
+        )
+        partitioner = EventTimePartitioner(
+            EventTimeReader(fmt), PartitionTemplate(self.partition_template, self.partition_zone)
+        )
+        return HdfsEventTimeSink(
+            client=_webhdfs_client(self.webhdfs_conn_id, self.proxy_user),
+            base=self.base_path,
+            partitioner=partitioner,
+            compression=self.compression,
+            max_bad_ratio=self.max_bad_ratio,
+            run=run_identity(context),
+        )
