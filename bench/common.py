@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,6 +16,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
 
 from devstack import kafka, loggen, s3  # noqa: E402
+
+
+@contextmanager
+def webhdfs() -> Iterator[tuple[str, str]]:
+    """``(WebHDFS url, user)``: $LOGTAP_WEBHDFS_URL if set, else a MiniDFSCluster started here."""
+    if url := os.environ.get("LOGTAP_WEBHDFS_URL"):
+        yield url, os.environ.get("LOGTAP_WEBHDFS_USER", "root")
+        return
+    from devstack import hdfs
+
+    service = hdfs.start(ROOT / ".dev" / "bench" / "hdfs")
+    try:
+        yield service.info["webhdfs_url"], service.info["user"]
+    finally:
+        service.stop()
 
 
 @contextmanager
@@ -39,13 +55,13 @@ def services() -> Iterator[tuple[str, str]]:
             svc.stop()
 
 
-def fill_topic(bootstrap: str, topic: str, lines: int, partitions: int = 1) -> int:
+def fill_topic(bootstrap: str, topic: str, lines: int, partitions: int = 1, days: float = 4.0) -> int:
     """Create ``topic`` and produce ``lines`` generated log lines into partition 0; returns the bytes produced."""
     loggen.create_topic(bootstrap, topic, partitions)
     total = 0
     batch = 100_000
     for i in range(0, lines, batch):
-        chunk = list(loggen.generate(min(batch, lines - i), seed=i))
+        chunk = list(loggen.generate(min(batch, lines - i), seed=i, days=days))
         total += sum(len(x.line) for x in chunk)
         loggen.produce(bootstrap, topic, chunk, partition=0)
     return total
@@ -83,6 +99,37 @@ def kcat_seconds(bootstrap: str, topic: str, end: int, repeat: int = 3) -> float
         )
         best = min(best, time.perf_counter() - began)
     return best
+
+
+def rounds(
+    modes: dict[str, Callable[[], int]],
+    kcat: Callable[[], float],
+    count: int,
+    lines: int,
+    nbytes: int,
+) -> None:
+    """Run kcat and each mode back to back ``count`` times; print best rates and the median ratio to kcat of
+    the same round (the machine's speed drifts, so only a ratio within a round compares like with like)."""
+    ratios: dict[str, list[float]] = {m: [] for m in modes}
+    best: dict[str, float] = {}
+    kcat_best = float("inf")
+    for _ in range(count):
+        k = kcat()
+        kcat_best = min(kcat_best, k)
+        for name, fn in modes.items():
+            began = time.perf_counter()
+            done = fn()
+            seconds = time.perf_counter() - began
+            assert done == lines, (name, done, lines)
+            ratios[name].append(k / seconds)
+            best[name] = min(best.get(name, float("inf")), seconds)
+    print(f"kcat         {lines / kcat_best:>10,.0f} lines/s  {mb(nbytes / kcat_best)}/s (best round)")
+    for name, values in ratios.items():
+        print(
+            f"logtap {name:<6}{lines / best[name]:>10,.0f} lines/s  {mb(nbytes / best[name])}/s (best round); "
+            f"x kcat in the same round: median {statistics.median(values):.2f} "
+            f"(rounds {' '.join(f'{v:.2f}' for v in values)})"
+        )
 
 
 def mb(n: float) -> str:

@@ -12,20 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 
-from common import ROOT, fill_topic, kcat_seconds, mb, services
-
-
-def _timed(fn: Callable[[], int]) -> tuple[float, int]:
-    began = time.perf_counter()
-    lines = fn()
-    return time.perf_counter() - began, lines
+from common import ROOT, fill_topic, kcat_seconds, mb, rounds, services
 
 
 def main() -> int:
@@ -86,26 +78,13 @@ def main() -> int:
             return sink.write(rng, batches()).written
 
         modes = {"read": read, "chunk": chunk, "s3": s3}
-        ratios: dict[str, list[float]] = {m: [] for m in modes}
-        best: dict[str, float] = {}
-        kcat_best = float("inf")
-        for _ in range(args.rounds):
-            k = kcat_seconds(bootstrap, topic, args.lines, repeat=1)
-            kcat_best = min(kcat_best, k)
-            for name, fn in modes.items():
-                seconds, lines = _timed(fn)
-                assert lines == args.lines, (name, lines)
-                ratios[name].append(k / seconds)
-                best[name] = min(best.get(name, float("inf")), seconds)
-        print(
-            f"kcat         {args.lines / kcat_best:>10,.0f} lines/s  {mb(produced / kcat_best)}/s (best round)"
+        rounds(
+            modes,
+            lambda: kcat_seconds(bootstrap, topic, args.lines, repeat=1),
+            args.rounds,
+            args.lines,
+            produced,
         )
-        for name, values in ratios.items():
-            print(
-                f"logtap {name:<6}{args.lines / best[name]:>10,.0f} lines/s  {mb(produced / best[name])}/s (best "
-                f"round); x kcat in the same round: median {statistics.median(values):.2f} "
-                f"(rounds {' '.join(f'{v:.2f}' for v in values)})"
-            )
         print("peak RSS of a whole S3 write by range size (fresh interpreter each):")
         for fraction in (0.1, 0.3, 1.0):
             end = max(1, int(args.lines * fraction))

@@ -18,14 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
 
-from devstack import kafka, loggen, s3  # noqa: E402
+from devstack import hdfs, kafka, loggen, s3  # noqa: E402
 
-TOPIC, BUCKET, DAG_ID, GROUP = (
-    "weblogs",
-    "logtap-archive",
-    "logtap_weblogs_s3_archive",
-    "logtap-weblogs_s3_archive",
-)
+TOPIC, BUCKET = "weblogs", "logtap-archive"
+TAPS = ("weblogs_s3_archive", "weblogs_hdfs_raw", "weblogs_hdfs_by_event_time")  # as in dags/logtap_taps.yaml
+GROUP = "logtap-weblogs_s3_archive"
 
 
 def step(text: str) -> None:
@@ -45,13 +42,16 @@ def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return proc
 
 
-def run_dag(env: dict[str, str]) -> None:
+def run_dag(env: dict[str, str], dag_id: str) -> None:
     started = time.monotonic()
-    proc = airflow(env, "dags", "test", DAG_ID)
+    print(f"    -- {dag_id}")
+    proc = airflow(env, "dags", "test", dag_id)
     for line in (proc.stdout + proc.stderr).splitlines():
-        if any(marker in line for marker in ("] s3: ", "] committing ", "] run totals")):
+        if any(
+            marker in line for marker in ("] s3: ", "] hdfs_raw: ", "] hdfs_event_time: ", "] run totals")
+        ):
             print("   ", line.split("] ", 1)[1].split(" [airflow.")[0].strip())
-    print(f"    DAG run succeeded in {time.monotonic() - started:.0f}s")
+    print(f"       DAG run succeeded in {time.monotonic() - started:.0f}s")
 
 
 def show(s3_client, bootstrap: str, sent: dict[int, list[bytes]]) -> None:  # type: ignore[no-untyped-def]
@@ -96,6 +96,44 @@ def show(s3_client, bootstrap: str, sent: dict[int, list[bytes]]) -> None:  # ty
         raise SystemExit("the archive does not match the topic")
 
 
+def show_hdfs(url: str, user: str, sent: dict[int, list[bytes]]) -> None:
+    from hdfs import InsecureClient
+
+    client = InsecureClient(url, user=user)
+    step("HDFS raw copy: /data/weblogs/raw/weblogs/")
+    for p in sorted(sent):
+        directory = f"/data/weblogs/raw/{TOPIC}/partition={p}"
+        names = sorted(client.list(directory))
+        lines = []
+        for name in names:
+            with client.read(f"{directory}/{name}") as reader:
+                lines += reader.read().splitlines()
+        same = "byte-for-byte identical" if lines == sent[p] else "DIFFERENT"
+        print(f"    partition={p}: {len(names)} files, {len(lines)} lines -> {same} to the topic")
+    base = f"/data/weblogs/by_event_time/{TOPIC}"
+    step(f"HDFS partitioned by each line's own event time (UTC): {base}/")
+    everything: list[bytes] = []
+    for day in sorted(n for n in client.list(base) if n.startswith("dt=")):
+        hours = sorted(client.list(f"{base}/{day}"))
+        per_hour = []
+        for hour in hours:
+            lines = []
+            for name in client.list(f"{base}/{day}/{hour}"):
+                with client.read(f"{base}/{day}/{hour}/{name}") as reader:
+                    lines += reader.read().splitlines()
+            per_hour.append(len(lines))
+            everything += lines
+        print(
+            f"    {day}/  hour=00 .. hour=23: {len(hours)} partitions, {sum(per_hour)} lines "
+            f"(hour=00/ holds {per_hour[0]})"
+        )
+    example = sorted(client.list(f"{base}/{day}/{hours[-1]}"))
+    print(f"    e.g. {base}/{day}/{hours[-1]}/{example[0]}")
+    kafka_lines = sorted(line for lines in sent.values() for line in lines)
+    same = "every record exactly once" if sorted(everything) == kafka_lines else "DIFFERENT"
+    print(f"    {len(everything)} lines in all, {len(kafka_lines)} records in Kafka -> {same}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,13 +146,16 @@ def main() -> int:
     work.mkdir(parents=True)
     services = []
     try:
-        step("Starting Apache Kafka (KRaft, from Maven Central jars) and an S3 server (moto)")
+        step("Starting Apache Kafka (KRaft, from Maven Central jars), an S3 server (moto) and HDFS")
         k = kafka.start(work / "kafka")
         services.append(k)
         print(f"    Kafka at {k.info['bootstrap']} (pid {k.pid})")
         s = s3.start(work / "s3")
         services.append(s)
         print(f"    S3 at {s.info['endpoint_url']} (pid {s.pid})")
+        h = hdfs.start(work / "hdfs")
+        services.append(h)
+        print(f"    HDFS (MiniDFSCluster) with WebHDFS at {h.info['webhdfs_url']} (pid {h.pid})")
 
         import boto3
 
@@ -155,17 +196,28 @@ def main() -> int:
                     "extra": {"endpoint_url": s.info["endpoint_url"], "region_name": "us-east-1"},
                 }
             ),
+            "AIRFLOW_CONN_WEBHDFS_DEFAULT": json.dumps(
+                {
+                    "conn_type": "webhdfs",
+                    "host": "127.0.0.1",
+                    "port": h.ports["namenode_http"],
+                    "login": h.info["user"],
+                }
+            ),
             "PYTHONWARNINGS": "ignore",
         }
         airflow(env, "db", "migrate")
         print(f"    AIRFLOW_HOME={home}; DAGs from {ROOT / 'dags'} (taps in dags/logtap_taps.yaml)")
 
-        step(f"Run 1 of {DAG_ID}: plan [committed, high watermark) -> load per partition -> commit")
-        run_dag(env)
-        step("Producing more logs, then run 2 loads only the new offsets")
+        step("Run 1 of each tap's DAG: plan [committed, high watermark) -> load per partition -> commit")
+        for tap in TAPS:
+            run_dag(env, f"logtap_{tap}")
+        step("Producing more logs, then run 2 of each DAG loads only the new offsets")
         produce(args.records // 4, seed=43)
-        run_dag(env)
+        for tap in TAPS:
+            run_dag(env, f"logtap_{tap}")
         show(s3_client, k.info["bootstrap"], sent)
+        show_hdfs(h.info["webhdfs_url"], h.info["user"], sent)
         if args.keep:
             step("Services left running")
             print(

@@ -221,8 +221,7 @@ class HdfsEventTimeSink:
             for batch in track_lost(batches, lost):
                 values = batch.values
                 buckets, rejects = self.partitioner.split(values)
-                for path, lines in buckets.items():
-                    spools.add(path, lines)
+                spools.add(buckets, batch.nbytes())
                 for i, reason in rejects:
                     value = values[i]
                     assert value is not None
@@ -335,11 +334,15 @@ class HdfsEventTimeSink:
 
 
 class _Spools:
-    """Local spool files, one per event-time partition plus one of dead letters, filled while reading."""
+    """Lines per event-time partition, buffered in memory up to a budget, then appended to local spool files
+    (through the tap's compression); one more file of dead letters. Filled while reading."""
 
-    def __init__(self, fmt: ArchiveFormat) -> None:
+    def __init__(self, fmt: ArchiveFormat, budget: int = 32 * 1024 * 1024) -> None:
         self.format = fmt
-        self._files: dict[str, Any] = {}
+        self.budget = budget
+        self._files: dict[str, _CompressedSpool] = {}
+        self._pending: dict[str, list[bytes]] = {}
+        self._pending_bytes = 0
         self._dead: IO[bytes] | None = None
         self._first_reason: str | None = None
         self.dead_count = 0
@@ -353,11 +356,26 @@ class _Spools:
         if self._dead is not None:
             self._dead.close()
 
-    def add(self, path: str, lines: list[bytes]) -> None:
-        spool = self._files.get(path)
-        if spool is None:
-            spool = self._files[path] = _CompressedSpool(self.format)
-        spool.write(b"\n".join([*lines, b""]))
+    def add(self, buckets: dict[str, list[bytes]], nbytes: int) -> None:
+        """Add a batch's lines per partition (``nbytes``: their size, to keep memory within the budget)."""
+        pending = self._pending
+        for path, lines in buckets.items():
+            if path in pending:
+                pending[path].extend(lines)
+            else:
+                pending[path] = lines
+        self._pending_bytes += nbytes
+        if self._pending_bytes >= self.budget:
+            self._flush()
+
+    def _flush(self) -> None:
+        for path, lines in self._pending.items():
+            spool = self._files.get(path)
+            if spool is None:
+                spool = self._files[path] = _CompressedSpool(self.format)
+            spool.write(b"\n".join([*lines, b""]))
+        self._pending = {}
+        self._pending_bytes = 0
 
     def dead(self, reason: str, record: bytes) -> None:
         if self._dead is None:
@@ -379,6 +397,7 @@ class _Spools:
         return self._dead is not None
 
     def paths(self) -> list[str]:
+        self._flush()
         return list(self._files)
 
     @contextlib.contextmanager

@@ -44,6 +44,12 @@ log4j.logger.org.apache.hadoop.hdfs.server.datanode.DataNode=INFO
 PROBE = "/.devstack-ready-probe"
 
 
+# The DataNode writes WebHDFS uploads with an embedded DFSClient whose file close retries after 400 ms when the
+# block is not reported yet; in a one-DataNode MiniDFSCluster that is nearly always, so each file took ~0.3 s.
+# 10 ms makes small-file writes about 5x faster (see dev/hdfs/NOTES.md).
+FAST_CLOSE = {"dfs.client.block.write.locateFollowingBlock.initial.delay.ms": "10"}
+
+
 def start(
     workdir: Path, http_port: int | None = None, attempts: int = 3, conf: dict[str, str] | None = None
 ) -> Service:
@@ -55,7 +61,7 @@ def start(
     java = str(Path(java_home(17), "bin", "java"))
     # Simple auth: the NameNode's superuser is whoever runs it; make that explicit and tell the caller.
     user = os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
-    extra = [f"{k}={v}" for k, v in (conf or {}).items()]
+    extra = [f"{k}={v}" for k, v in {**FAST_CLOSE, **(conf or {})}.items()]
     workdir.mkdir(parents=True, exist_ok=True)
     last: Exception | None = None
     for _ in range(attempts):
