@@ -24,6 +24,11 @@ from airflow.providers.common.compat.sdk import (
 )
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
+try:  # Airflow 3: the Task SDK's timetables
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 2.x
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]
+
 __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "DAG",
@@ -35,6 +40,7 @@ __all__ = [
     "BaseOperator",
     "BaseSensorOperator",
     "Context",
+    "CronDataIntervalTimetable",
     "Param",
     "TriggerRule",
     "Variable",

@@ -170,7 +170,13 @@ def _ratio(value: float | None) -> float | None:
 
 @dataclass(frozen=True, kw_only=True)
 class Tap:
-    """One tap. ``group_id`` defaults to ``logtap-<name>``; ``max_records_per_run`` bounds each partition's range."""
+    """One tap.
+
+    ``mode`` is ``group`` (each run loads from the tap group's committed offsets to the high-water mark) or
+    ``interval`` (each run loads its data interval's records by Kafka timestamp; backfills and clears reload
+    exactly the same offsets). ``group_id`` defaults to ``logtap-<name>``; ``max_records_per_run`` bounds each
+    partition's range in group mode.
+    """
 
     name: str
     topic: str
@@ -179,9 +185,11 @@ class Tap:
     kafka_conn_id: str = "kafka_default"
     schedule: str | None = "*/15 * * * *"
     start_date: datetime = DEFAULT_START
+    mode: str = "group"
     initial: str = "earliest"
     on_data_loss: str = "fail"
     max_records_per_run: int | None = None
+    catchup: bool = False
     retries: int = 2
     retry_delay_seconds: int = 30
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -281,7 +289,10 @@ def _target(tap: str, raw: Any) -> Target:
     return target
 
 
+MODES = ("group", "interval")
 TAP_KEYS = {
+    "mode",
+    "catchup",
     "name",
     "topic",
     "target",
@@ -336,6 +347,21 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
         _check_topic(topic)
     except ConfigurationError as exc:
         raise TapConfigError(name, "topic", str(exc), "use the topic's exact name") from None
+    mode = _get(name, merged, "mode", str, "group")
+    if mode not in MODES:
+        raise TapConfigError(
+            name,
+            "mode",
+            f"must be one of {set(MODES)}, not {mode!r}",
+            "group loads from the committed offsets; interval loads each run's data interval by Kafka time",
+        )
+    if mode == "interval" and merged.get("schedule", "") is None:
+        raise TapConfigError(
+            name,
+            "schedule",
+            "must be a cron schedule in interval mode (each run loads its data interval)",
+            'set schedule to e.g. "@hourly" or "0 * * * *"',
+        )
     initial = _get(name, merged, "initial", str, "earliest")
     if initial not in INITIAL:
         raise TapConfigError(
@@ -375,6 +401,8 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
         kafka_conn_id=_get(name, merged, "kafka_conn_id", str, "kafka_default"),
         schedule=_get(name, merged, "schedule", str, "*/15 * * * *"),
         start_date=start_date or DEFAULT_START,
+        mode=mode,
+        catchup=_get(name, merged, "catchup", bool, False),
         initial=initial,
         on_data_loss=on_loss,
         max_records_per_run=_positive_setting(name, "max_records_per_run", merged),

@@ -14,7 +14,14 @@ from confluent_kafka.admin import AdminClient
 from airflow_provider_logtap.compat import kafka_client_config
 from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.core.batch import RecordBatch
-from airflow_provider_logtap.core.ranges import EndSpec, OffsetRange, Plan, StartSpec, plan_ranges
+from airflow_provider_logtap.core.ranges import (
+    EndSpec,
+    OffsetRange,
+    PartitionState,
+    Plan,
+    StartSpec,
+    plan_ranges,
+)
 from airflow_provider_logtap.kafka import client, offsets, reader
 
 READER_GROUP = "logtap-reader"
@@ -50,6 +57,29 @@ class KafkaRangeHook(KafkaBaseHook):
         finally:
             consumer.close()
 
+    def observe(
+        self,
+        *,
+        topic: str,
+        start: StartSpec,
+        end: EndSpec,
+        group_id: str | None = None,
+        partitions: Sequence[int] | None = None,
+    ) -> list[PartitionState]:
+        """What the planner needs of ``topic``'s partitions, observed now (see :func:`offsets.observe`)."""
+        isolation = str(self.client_config().get("isolation.level", "read_committed"))
+        with self.consumer(group_id) as consumer:
+            states, _committed = offsets.observe(
+                self.admin(),
+                consumer,
+                topic=topic,
+                start=start,
+                end=end,
+                partitions=partitions,
+                isolation=isolation,
+            )
+        return states
+
     def plan(
         self,
         *,
@@ -63,18 +93,7 @@ class KafkaRangeHook(KafkaBaseHook):
         """Observe ``topic`` now and plan one run's ranges (see :func:`plan_ranges`)."""
         if start.kind == "committed" and not group_id:
             raise ValueError("start='committed' needs the tap's group_id")
-        config = self.client_config()
-        isolation = str(config.get("isolation.level", "read_committed"))
-        with self.consumer(group_id) as consumer:
-            states, _committed = offsets.observe(
-                self.admin(),
-                consumer,
-                topic=topic,
-                start=start,
-                end=end,
-                partitions=partitions,
-                isolation=isolation,
-            )
+        states = self.observe(topic=topic, start=start, end=end, group_id=group_id, partitions=partitions)
         plan = plan_ranges(
             topic=topic,
             states=states,

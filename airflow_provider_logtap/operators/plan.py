@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_logtap.compat import BaseOperator, Context, run_identity
-from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, EndSpec, StartSpec
-from airflow_provider_logtap.errors import one_of
+from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, EndSpec, StartSpec, parse_timestamp_ms
+from airflow_provider_logtap.errors import ConfigurationError, one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
+from airflow_provider_logtap.ledger import PlanLedger
 from airflow_provider_logtap.operators._templating import check_unless_templated
 
 PLAN_XCOM_KEY = "plan"
@@ -104,5 +105,81 @@ class KafkaPlanRangesOperator(BaseOperator):
             run = run_identity(context)
             hook.claim(plan, run)
             self.log.info("claimed the ranges for %s in group %s", run, self.group_id)
+        context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
+        return [r.to_dict() for r in plan.ranges]
+
+
+class KafkaPlanIntervalOperator(BaseOperator):
+    """Plan the ranges of a DAG run's data interval ``[interval_start, interval_end)`` (interval mode).
+
+    Each partition's range runs from the first offset whose Kafka timestamp is at or after the interval start to
+    the first one at or after its end, chained to the recorded plans of the neighbouring intervals, and is
+    recorded in the plan ledger (Airflow Variables, see :mod:`airflow_provider_logtap.ledger`) before anything is
+    written. A run of an interval that already has a recorded plan (a clear, a second backfill) reuses it
+    unchanged, so it rewrites exactly the same offsets. No consumer group's offsets are read or moved.
+
+    :param topic: the Kafka topic.
+    :param interval_start: the data interval's start (default ``{{ data_interval_start }}``).
+    :param interval_end: the data interval's end (default ``{{ data_interval_end }}``).
+    :param ledger: the ledger's name (the DAG id by default).
+    :param on_data_loss: ``fail`` (default) or ``log_start`` when retention deleted the interval's start.
+    :param kafka_config_id: the Kafka connection id.
+    """
+
+    template_fields: Sequence[str] = ("topic", "interval_start", "interval_end", "on_data_loss")
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        interval_start: Any = "{{ data_interval_start }}",
+        interval_end: Any = "{{ data_interval_end }}",
+        ledger: str | None = None,
+        on_data_loss: str = "fail",
+        kafka_config_id: str = "kafka_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.topic = topic
+        self.interval_start = interval_start
+        self.interval_end = interval_end
+        self.ledger = ledger
+        self.on_data_loss = on_data_loss
+        self.kafka_config_id = kafka_config_id
+        check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        start_ms = parse_timestamp_ms(self.interval_start, "interval_start")
+        end_ms = parse_timestamp_ms(self.interval_end, "interval_end")
+        if end_ms <= start_ms:
+            raise ConfigurationError(
+                f"the data interval [{self.interval_start}, {self.interval_end}) is empty: interval mode loads a "
+                "run's data interval (a manual trigger has none). Use airflow backfill create for past "
+                "intervals, or the logtap_replay DAG for an ad-hoc range."
+            )
+        hook = KafkaRangeHook(kafka_config_id=self.kafka_config_id)
+        plan, recorded_by = PlanLedger(self.ledger or context["ti"].dag_id).plan_interval(
+            topic=self.topic,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            observe=lambda: hook.observe(
+                topic=self.topic,
+                start=StartSpec(kind="timestamp", timestamp_ms=start_ms),
+                end=EndSpec(kind="timestamp", timestamp_ms=end_ms),
+            ),
+            run=run_identity(context),
+            on_data_loss=self.on_data_loss,
+        )
+        if recorded_by is not None:
+            self.log.info(
+                "reusing the plan %s recorded for this interval: the same offsets again", recorded_by
+            )
+        for rng in plan.ranges:
+            self.log.info(
+                "interval [%s, %s): %s, %d offsets", self.interval_start, self.interval_end, rng, rng.size
+            )
+        for gone in plan.lost:
+            self.log.warning("LOST to retention (on_data_loss='log_start'): %s, %d offsets", gone, gone.size)
         context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
         return [r.to_dict() for r in plan.ranges]
