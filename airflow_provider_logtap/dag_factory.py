@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from airflow_provider_logtap.compat import DAG, Asset, CronDataIntervalTimetable
+from airflow_provider_logtap.compat import DAG, Asset, CronDataIntervalTimetable, Variable
 from airflow_provider_logtap.operators.commit import KafkaCommitRangesOperator
 from airflow_provider_logtap.operators.hdfs import KafkaToHdfsEventTimeOperator, KafkaToHdfsRawOperator
 from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator, KafkaPlanRangesOperator
 from airflow_provider_logtap.operators.s3 import KafkaToS3ArchiveOperator
-from airflow_provider_logtap.taps import HdfsRawTarget, S3ArchiveTarget, Tap
+from airflow_provider_logtap.taps import TAPS_FILE_ENV, HdfsRawTarget, S3ArchiveTarget, Tap
+
+TAPS_FILE_VARIABLE = "logtap_taps_file"
 
 PARTITION_LABEL = (
     "partition {{ task.offset_range['partition'] }} "
@@ -143,3 +147,14 @@ def dag_for(tap: Tap) -> DAG:
 def dags_from_taps(taps: list[Tap]) -> dict[str, DAG]:
     """``{dag_id: DAG}`` for every tap, ready to be put in a DAG file's globals."""
     return {tap.dag_id: dag_for(tap) for tap in taps}
+
+
+def taps_file(default: str | Path) -> Path:
+    """The taps file: ``$LOGTAP_TAPS_FILE``, else the Airflow Variable ``logtap_taps_file``, else ``default``."""
+    if env := os.environ.get(TAPS_FILE_ENV):
+        return Path(env)
+    try:
+        value = Variable.get(TAPS_FILE_VARIABLE, default=None)
+    except Exception:  # no metadata database or API to ask (e.g. a plain import): the default
+        value = None
+    return Path(value or default)

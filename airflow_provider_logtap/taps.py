@@ -19,7 +19,6 @@ Validation names the tap, the field and the fix.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
@@ -46,6 +45,17 @@ class TapConfigError(ConfigurationError):
     def __init__(self, tap: str, field_name: str, problem: str, fix: str) -> None:
         self.tap, self.field, self.problem, self.fix = tap, field_name, problem, fix
         super().__init__(f"tap {tap!r}: field {field_name!r} {problem}. Fix: {fix}")
+
+
+class TapsFileError(ConfigurationError):
+    """Some taps of the taps file are invalid (the others still load); one line per invalid tap."""
+
+    def __init__(self, errors: list[ConfigurationError]) -> None:
+        self.errors = errors
+        lines = "\n".join(f"- {e}" for e in errors)
+        super().__init__(
+            f"{len(errors)} invalid tap(s) in the taps file; the other taps load normally:\n{lines}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -412,38 +422,52 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
     )
 
 
-def taps_file(default: str | Path) -> Path:
-    """The taps file to load: ``$LOGTAP_TAPS_FILE`` if set, else ``default`` (usually beside the DAG file)."""
-    return Path(os.environ.get(TAPS_FILE_ENV) or default)
-
-
 def load_taps(path: str | Path) -> list[Tap]:
-    """Every tap of a configuration file; duplicate names and groups are errors."""
+    """Every tap of a configuration file; the first invalid tap (or a repeated name or group) is an error."""
+    taps, errors = load_taps_leniently(path)
+    if errors:
+        raise errors[0]
+    return taps
+
+
+def load_taps_leniently(path: str | Path) -> tuple[list[Tap], list[ConfigurationError]]:
+    """The valid taps of a configuration file, and an error for each invalid one (so the others still load)."""
     import yaml
 
     file = Path(path)
     try:
         raw = yaml.safe_load(file.read_text())
     except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read the taps file {file}: {exc.strerror}. Set {TAPS_FILE_ENV} to its path."
-        ) from None
+        return [], [
+            ConfigurationError(
+                f"cannot read the taps file {file}: {exc.strerror}. Set {TAPS_FILE_ENV} to its path."
+            )
+        ]
     except yaml.YAMLError as exc:
-        raise ConfigurationError(f"the taps file {file} is not valid YAML: {exc}") from None
+        return [], [ConfigurationError(f"the taps file {file} is not valid YAML: {exc}")]
     if not isinstance(raw, Mapping) or not isinstance(raw.get("taps"), list):
-        raise ConfigurationError(f"the taps file {file} must hold a mapping with a list under 'taps'")
+        return [], [ConfigurationError(f"the taps file {file} must hold a mapping with a list under 'taps'")]
     defaults = raw.get("defaults") or {}
-    taps = [parse_tap(t, defaults, i) for i, t in enumerate(raw["taps"])]
-    for attr, what in (("name", "name"), ("group", "consumer group")):
-        seen: dict[str, str] = {}
-        for tap in taps:
-            key = getattr(tap, attr)
-            if key in seen:
-                raise TapConfigError(
-                    tap.name,
-                    "group_id" if attr == "group" else "name",
-                    f"repeats the {what} {key!r} of tap {seen[key]!r}",
-                    "give every tap its own name and consumer group",
-                )
-            seen[key] = tap.name
-    return taps
+    taps: list[Tap] = []
+    errors: list[ConfigurationError] = []
+    names: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    for i, entry in enumerate(raw["taps"]):
+        try:
+            tap = parse_tap(entry, defaults, i)
+            for seen, key, field_name, what in (
+                (names, tap.name, "name", "name"),
+                (groups, tap.group, "group_id", "consumer group"),
+            ):
+                if key in seen:
+                    raise TapConfigError(
+                        tap.name,
+                        field_name,
+                        f"repeats the {what} {key!r} of tap {seen[key]!r}",
+                        "give every tap its own name and consumer group",
+                    )
+            names[tap.name] = groups[tap.group] = tap.name
+            taps.append(tap)
+        except ConfigurationError as exc:
+            errors.append(exc)
+    return taps, errors

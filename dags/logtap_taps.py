@@ -1,11 +1,13 @@
-"""logtap's incremental DAGs: one per tap declared in the taps file (``$LOGTAP_TAPS_FILE``, else
-``logtap_taps.yaml`` beside this file)."""
+"""logtap's tap DAGs: one per valid tap declared in the taps file (``$LOGTAP_TAPS_FILE``, else the Airflow
+Variable ``logtap_taps_file``, else ``logtap_taps.yaml`` beside this file). Invalid taps are left out here and
+reported by ``logtap_tap_errors.py`` as import errors, so one bad tap never stops the others from loading."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_provider_logtap.dag_factory import dags_from_taps
-from airflow_provider_logtap.taps import load_taps, taps_file
+from airflow_provider_logtap.dag_factory import dags_from_taps, taps_file
+from airflow_provider_logtap.taps import load_taps_leniently
 
-globals().update(dags_from_taps(load_taps(taps_file(Path(__file__).with_name("logtap_taps.yaml")))))
+_taps, _errors = load_taps_leniently(taps_file(Path(__file__).with_name("logtap_taps.yaml")))
+globals().update(dags_from_taps(_taps))

@@ -27,12 +27,43 @@ def test_shipped_dags_import_cleanly() -> None:
         assert dag.max_active_runs == 1
 
 
-def test_a_bad_taps_file_names_tap_field_and_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_tap_is_an_import_error_and_the_others_still_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     taps = tmp_path / "taps.yaml"
-    taps.write_text(
-        yaml.safe_dump({"taps": [{"name": "broken", "topic": "weblogs", "target": {"type": "s3_archive"}}]})
-    )
+    good = {"name": "good", "topic": "weblogs", "target": {"type": "s3_archive", "bucket": "b"}}
+    broken = {"name": "broken", "topic": "weblogs", "target": {"type": "s3_archive"}}
+    typo = {
+        "name": "typo",
+        "topic": "weblogs",
+        "mode": "intervall",
+        "target": {"type": "hdfs_raw", "base_path": "/x"},
+    }
+    taps.write_text(yaml.safe_dump({"taps": [good, broken, typo]}))
     monkeypatch.setenv("LOGTAP_TAPS_FILE", str(taps))
-    errors = dagbag().import_errors
-    [message] = errors.values()
+    bag = dagbag()
+    assert sorted(bag.dag_ids) == ["logtap_good"]
+    [(path, message)] = bag.import_errors.items()
+    assert path.endswith("logtap_tap_errors.py")
     assert "tap 'broken': field 'target.bucket' is required. Fix: add target.bucket to the tap" in message
+    assert "tap 'typo': field 'mode' must be one of" in message
+
+
+def test_interval_mode_taps_get_a_data_interval_timetable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taps = tmp_path / "taps.yaml"
+    tap = {
+        "name": "hourly",
+        "topic": "weblogs",
+        "mode": "interval",
+        "schedule": "@hourly",
+        "target": {"type": "hdfs_event_time", "base_path": "/data/x"},
+    }
+    taps.write_text(yaml.safe_dump({"taps": [tap]}))
+    monkeypatch.setenv("LOGTAP_TAPS_FILE", str(taps))
+    bag = dagbag()
+    assert bag.import_errors == {}
+    dag = bag.dags["logtap_hourly"]
+    assert {t.task_id for t in dag.tasks} == {"plan", "load"}
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
