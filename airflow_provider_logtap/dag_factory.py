@@ -7,12 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_logtap.compat import DAG, Asset, CronDataIntervalTimetable, Variable
+from airflow_provider_logtap.compat import DAG, Asset, CronDataIntervalTimetable, Param, Variable
 from airflow_provider_logtap.operators.commit import KafkaCommitRangesOperator
 from airflow_provider_logtap.operators.hdfs import KafkaToHdfsEventTimeOperator, KafkaToHdfsRawOperator
 from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator, KafkaPlanRangesOperator
+from airflow_provider_logtap.operators.replay import KafkaReplayFinishOperator, KafkaReplayPlanOperator
 from airflow_provider_logtap.operators.s3 import KafkaToS3ArchiveOperator
-from airflow_provider_logtap.taps import TAPS_FILE_ENV, HdfsRawTarget, S3ArchiveTarget, Tap
+from airflow_provider_logtap.operators.target import KafkaToTargetOperator
+from airflow_provider_logtap.taps import DEFAULT_START, TAPS_FILE_ENV, HdfsRawTarget, S3ArchiveTarget, Tap
 
 TAPS_FILE_VARIABLE = "logtap_taps_file"
 
@@ -49,6 +51,7 @@ def _load_operator(tap: Tap) -> Any:
             **common,
             base_path=target.base_path,
             webhdfs_conn_id=target.webhdfs_conn_id,
+            proxy_user=target.proxy_user,
             compression=target.compression,
             compression_level=target.compression_level,
             max_records_per_file=target.max_records_per_file,
@@ -58,6 +61,7 @@ def _load_operator(tap: Tap) -> Any:
         **common,
         base_path=target.base_path,
         webhdfs_conn_id=target.webhdfs_conn_id,
+        proxy_user=target.proxy_user,
         compression=target.compression,
         timestamp_regex=target.timestamp_regex,
         date_format=target.date_format,
@@ -158,3 +162,126 @@ def taps_file(default: str | Path) -> Path:
     except Exception:  # no metadata database or API to ask (e.g. a plain import): the default
         value = None
     return Path(value or default)
+
+
+REPLAY_DAG_ID = "logtap_replay"
+
+
+def replay_params(taps: list[Tap]) -> dict[str, Param]:
+    """The replay form: a typed JSON schema per field, with enums, formats, descriptions and examples."""
+    names = [t.name for t in taps] or ["(no taps)"]
+    offsets_help = 'Offsets per partition, e.g. {"0": 1200, "1": 980}; only these partitions are replayed.'
+    return {
+        "tap": Param(
+            names[0],
+            type="string",
+            enum=names,
+            title="Tap",
+            description="The tap whose topic and kind of target to replay.",
+        ),
+        "from": Param(
+            "earliest",
+            type="string",
+            enum=["earliest", "offsets", "timestamp"],
+            title="From",
+            description="Where each partition's range starts.",
+        ),
+        "from_offsets": Param({}, type="object", title="From offsets", description=offsets_help),
+        "from_timestamp": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="From time",
+            description="The first record at or after this Kafka timestamp (UTC).",
+            examples=["2026-11-01T00:00:00Z"],
+        ),
+        "to": Param(
+            "latest",
+            type="string",
+            enum=["latest", "offsets", "timestamp", "committed"],
+            title="To",
+            description="Where ranges end (exclusive): the high watermark now, offsets, a time, or the "
+            "live tap's committed offsets (required to overwrite partitions).",
+        ),
+        "to_offsets": Param({}, type="object", title="To offsets", description=offsets_help),
+        "to_timestamp": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="To time",
+            description="Before the first record at or after this Kafka timestamp (UTC).",
+            examples=["2026-11-02T00:00:00Z"],
+        ),
+        "target_name": Param(
+            "replay-1",
+            type="string",
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+            title="New target name",
+            description="The replay writes beside the live target: S3 <prefix>/replays/<name>, "
+            "HDFS <base_path>/_replays/<name>. Letters, digits, '_' and '-'.",
+            examples=["regex-fix-2026-11-25"],
+        ),
+        "overwrite_partitions": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": r"^[A-Za-z0-9_=.+-]+(/[A-Za-z0-9_=.+-]+)*$"},
+            title="Overwrite event-time partitions",
+            description="Instead of a new target: rebuild these partitions of an "
+            "event-time target in place and swap them in atomically, e.g. "
+            "dt=2015-10-28 or dt=2015-10-28/hour=14. Needs to='committed'.",
+            examples=[["dt=2015-10-28"]],
+        ),
+        "timestamp_regex": Param(
+            None,
+            type=["null", "string"],
+            title="Timestamp regex",
+            description="Event-time targets: a corrected regex (one group: the timestamp).",
+        ),
+        "date_format": Param(
+            None,
+            type=["null", "string"],
+            title="Date format",
+            description="Event-time targets: apache, iso8601, epoch_s, epoch_ms or a strptime format.",
+            examples=["iso8601", "%Y-%m-%d %H:%M:%S"],
+        ),
+        "topic": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^[A-Za-z0-9._-]{1,249}$",
+            title="Topic",
+            description="Another topic to replay into the tap's kind of target (default: the tap's).",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Only plan and count records and bytes per partition; write nothing.",
+        ),
+    }
+
+
+def replay_dag(taps: list[Tap]) -> DAG:
+    """One DAG to replay any tap's past range from the Airflow UI form (Trigger DAG w/ config)."""
+    with DAG(
+        dag_id=REPLAY_DAG_ID,
+        description="logtap: replay a past offset range into a new target, or rebuild event-time partitions",
+        schedule=None,
+        start_date=DEFAULT_START,
+        catchup=False,
+        params=replay_params(taps),
+        render_template_as_native_obj=True,
+        tags=["logtap", "replay"],
+        doc_md=(
+            "Re-read an old range of a tap's topic (by offsets or by time) into a **new target** beside the live "
+            "one, or **rebuild chosen event-time partitions** in place (e.g. after fixing the timestamp regex). "
+            "The live group's offsets are never moved, and nothing outside the tap's base is touched. Use "
+            "*dry run* to see the records and bytes first."
+        ),
+    ) as dag:
+        plan = KafkaReplayPlanOperator(task_id="plan", taps=taps)
+        replay = "{{ ti.xcom_pull(task_ids='plan', key='replay') }}"
+        load = KafkaToTargetOperator.partial(
+            task_id="load", replay=replay, map_index_template=PARTITION_LABEL
+        ).expand(offset_range=plan.output)
+        KafkaReplayFinishOperator(task_id="finish", replay=replay, results=load.output)
+    return dag

@@ -90,6 +90,18 @@ class PlanLedger:
         self._set(self._key("by-start", _stamp(start_ms)), json.dumps(end_ms), description)
         self._set(self._key("by-end", _stamp(end_ms)), json.dumps(start_ms), description)
 
+    def get_run(self, run_id: str) -> Plan | None:
+        """The plan a run recorded (a replay cleared after its XCom was cleared re-reads the same offsets)."""
+        found = self._get(self._key("run", run_id))
+        return None if found is None else Plan.from_dict(found["plan"])
+
+    def save_run(self, run_id: str, plan: Plan) -> None:
+        self._set(
+            self._key("run", run_id),
+            json.dumps({"plan": plan.to_dict(), "run": run_id}),
+            f"logtap plan of {self.dag_id} run {run_id}",
+        )
+
     def plan_interval(
         self,
         *,

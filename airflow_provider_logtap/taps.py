@@ -92,6 +92,7 @@ class HdfsRawTarget:
     type: ClassVar[str] = "hdfs_raw"
     base_path: str
     webhdfs_conn_id: str = "webhdfs_default"
+    proxy_user: str | None = None
     compression: str = "none"
     compression_level: int | None = None
     max_records_per_file: int | None = None
@@ -122,6 +123,7 @@ class HdfsEventTimeTarget:
     type: ClassVar[str] = "hdfs_event_time"
     base_path: str
     webhdfs_conn_id: str = "webhdfs_default"
+    proxy_user: str | None = None
     compression: str = "none"
     timestamp_regex: str = APACHE_REGEX
     date_format: str = "apache"

@@ -7,18 +7,14 @@ from typing import Any
 
 from airflow_provider_logtap.compat import Context, run_identity
 from airflow_provider_logtap.core import naming
-from airflow_provider_logtap.core.eventtime import APACHE_REGEX, EventTimeReader, TimeFormat
-from airflow_provider_logtap.core.partitions import DEFAULT_TEMPLATE, EventTimePartitioner, PartitionTemplate
+from airflow_provider_logtap.core.eventtime import APACHE_REGEX, TimeFormat
+from airflow_provider_logtap.core.partitions import DEFAULT_TEMPLATE, PartitionTemplate
 from airflow_provider_logtap.operators._templating import check_unless_templated
 from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
 from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES, ArchiveFormat
-from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink, HdfsRawSink
-
-
-def _webhdfs_client(conn_id: str, proxy_user: str | None) -> Any:
-    from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
-
-    return WebHDFSHook(webhdfs_conn_id=conn_id, proxy_user=proxy_user).get_conn()
+from airflow_provider_logtap.sinks.base import Sink
+from airflow_provider_logtap.taps import HdfsEventTimeTarget, HdfsRawTarget
+from airflow_provider_logtap.targets import build_sink
 
 
 class KafkaToHdfsRawOperator(KafkaRangeLoadOperator):
@@ -61,12 +57,17 @@ class KafkaToHdfsRawOperator(KafkaRangeLoadOperator):
         )
         check_unless_templated(base_path, naming.clean_base)
 
-    def make_sink(self, context: Context) -> HdfsRawSink:
-        return HdfsRawSink(
-            client=_webhdfs_client(self.webhdfs_conn_id, self.proxy_user),
-            base=self.base_path,
-            archive_format=self.archive_format,
+    def make_sink(self, context: Context) -> Sink:
+        target = HdfsRawTarget(
+            base_path=self.base_path,
+            webhdfs_conn_id=self.webhdfs_conn_id,
+            proxy_user=self.proxy_user,
+            compression=self.archive_format.compression,
+            compression_level=self.archive_format.level,
+            max_records_per_file=self.archive_format.max_records,
+            max_bytes_per_file=self.archive_format.max_bytes,
         )
+        return build_sink(target, run=run_identity(context))
 
 
 class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
@@ -131,18 +132,17 @@ class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
         check_unless_templated(date_format, lambda f: TimeFormat(date_format=f))
         check_unless_templated(partition_template, lambda t: PartitionTemplate(t, partition_zone))
 
-    def make_sink(self, context: Context) -> HdfsEventTimeSink:
-        fmt = TimeFormat(
-            regex=self.timestamp_regex, date_format=self.date_format, assume_zone=self.assume_zone
-        )
-        partitioner = EventTimePartitioner(
-            EventTimeReader(fmt), PartitionTemplate(self.partition_template, self.partition_zone)
-        )
-        return HdfsEventTimeSink(
-            client=_webhdfs_client(self.webhdfs_conn_id, self.proxy_user),
-            base=self.base_path,
-            partitioner=partitioner,
+    def make_sink(self, context: Context) -> Sink:
+        target = HdfsEventTimeTarget(
+            base_path=self.base_path,
+            webhdfs_conn_id=self.webhdfs_conn_id,
+            proxy_user=self.proxy_user,
             compression=self.compression,
+            timestamp_regex=self.timestamp_regex,
+            date_format=self.date_format,
+            assume_zone=self.assume_zone,
+            partition_template=self.partition_template,
+            partition_zone=self.partition_zone,
             max_bad_ratio=self.max_bad_ratio,
-            run=run_identity(context),
         )
+        return build_sink(target, run=run_identity(context))

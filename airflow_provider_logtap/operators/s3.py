@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
 from airflow_provider_logtap.compat import Context, run_identity
 from airflow_provider_logtap.core import naming
 from airflow_provider_logtap.operators._templating import check_unless_templated
 from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
 from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES, ArchiveFormat
-from airflow_provider_logtap.sinks.s3 import S3ArchiveSink
+from airflow_provider_logtap.sinks.base import Sink
+from airflow_provider_logtap.taps import S3ArchiveTarget
+from airflow_provider_logtap.targets import build_sink
 
 
 class KafkaToS3ArchiveOperator(KafkaRangeLoadOperator):
@@ -59,12 +59,14 @@ class KafkaToS3ArchiveOperator(KafkaRangeLoadOperator):
         )
         check_unless_templated(prefix, naming.clean_prefix)
 
-    def make_sink(self, context: Context) -> S3ArchiveSink:
-        client = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
-        return S3ArchiveSink(
-            client=client,
+    def make_sink(self, context: Context) -> Sink:
+        target = S3ArchiveTarget(
             bucket=self.bucket,
             prefix=self.prefix,
-            archive_format=self.archive_format,
-            run=run_identity(context),
+            aws_conn_id=self.aws_conn_id or "aws_default",
+            compression=self.archive_format.compression,
+            compression_level=self.archive_format.level,
+            max_records_per_object=self.archive_format.max_records,
+            max_bytes_per_object=self.archive_format.max_bytes,
         )
+        return build_sink(target, run=run_identity(context))

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
+import re
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import IO, Any
@@ -45,6 +46,71 @@ def temp_name(path: str) -> str:
     """``dir/.name.inprogress`` for ``dir/name``."""
     head, tail = posixpath.split(path)
     return posixpath.join(head, f".{tail}{TEMP_SUFFIX}")
+
+
+def check_partition_prefix(prefix: str) -> str:
+    """A relative partition path or prefix (``dt=2015-10-28`` or ``dt=2015-10-28/hour=14``), safe to join."""
+    if isinstance(prefix, str) and prefix.startswith("/"):
+        raise ConfigurationError(f"a partition is a path relative to the target's topic directory. Got {prefix!r}")
+    clean = naming.clean_prefix(prefix, "partition")
+    if not clean:
+        raise ConfigurationError("a partition to overwrite must name one, like 'dt=2015-10-28'")
+    return clean
+
+
+def swap_partitions(
+    client: Any,
+    *,
+    base: str,
+    staging: str,
+    topic: str,
+    partitions: Sequence[str],
+    covered: dict[int, int],
+    run: str,
+) -> dict[str, str]:
+    """Swap rebuilt event-time partitions from ``staging`` into ``base``, one directory rename each.
+
+    Per partition: the live directory moves to ``<base>/_trash/<run>/``, the rebuilt one takes its place, and
+    files of the live one that start at or after ``covered[kafka partition]`` (written by the live tap beyond the
+    replayed offsets) move back in; then the trash goes. Readers see the old or the rebuilt partition, never a
+    mix of half of each. Returns ``{partition: what happened}``.
+    """
+    files = _Files(client)
+    base, staging = naming.clean_base(base), naming.clean_base(staging)
+    trash_root = posixpath.join(base, "_trash", re.sub(r"[^A-Za-z0-9_.=-]", "_", run))
+    outcome: dict[str, str] = {}
+    for partition in partitions:
+        partition = check_partition_prefix(partition)
+        rebuilt = posixpath.join(staging, topic, partition)
+        live = posixpath.join(base, topic, partition)
+        if not files.exists(rebuilt):
+            outcome[partition] = "no line of the replayed offsets falls in it: left as it was"
+            continue
+        trash = posixpath.join(trash_root, topic, partition)
+        had_live = files.exists(live)
+        if had_live:
+            client.makedirs(posixpath.dirname(trash))
+            client.rename(live, trash)
+        client.makedirs(posixpath.dirname(live))
+        client.rename(rebuilt, live)
+        kept = 0
+        if had_live:
+            for root, _dirs, names in client.walk(trash):
+                for name in names:
+                    parsed = naming.parse_file_name(name)
+                    if (
+                        parsed
+                        and parsed.topic == topic
+                        and parsed.start >= covered.get(parsed.partition, 2**63)
+                    ):
+                        target = posixpath.join(live, posixpath.relpath(posixpath.join(root, name), trash))
+                        client.makedirs(posixpath.dirname(target))
+                        client.rename(posixpath.join(root, name), target)
+                        kept += 1
+            client.delete(trash, recursive=True)
+        outcome[partition] = f"rebuilt ({kept} newer live files kept)" if had_live else "built (was absent)"
+    client.delete(trash_root, recursive=True)
+    return outcome
 
 
 class _Files:
@@ -164,6 +230,8 @@ class HdfsEventTimeSink:
     :param compression: ``none`` (default) or ``gzip``/``zstd`` for the partition files.
     :param max_bad_ratio: the largest share of lines without event time a write accepts (``None``: any).
     :param run: who writes (recorded in the manifests).
+    :param only_partitions: write only the lines of these partitions (or partition prefixes such as
+        ``dt=2015-10-28``); the others are skipped and counted (a replay rebuilding chosen partitions).
     """
 
     name = "hdfs_event_time"
@@ -177,6 +245,7 @@ class HdfsEventTimeSink:
         compression: str = "none",
         max_bad_ratio: float | None = 0.05,
         run: str | None = None,
+        only_partitions: Sequence[str] = (),
     ) -> None:
         if max_bad_ratio is not None and not 0 <= max_bad_ratio <= 1:
             raise ConfigurationError(
@@ -188,6 +257,10 @@ class HdfsEventTimeSink:
         self.format = ArchiveFormat(compression=compression, max_bytes=None)
         self.max_bad_ratio = max_bad_ratio
         self.run = run
+        self.only = tuple(check_partition_prefix(p) for p in only_partitions)
+
+    def _chosen(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.only)
 
     def _name(self, rng: OffsetRange) -> str:
         return naming.file_name(rng.topic, rng.partition, rng.start, self.format.suffix)
@@ -217,10 +290,14 @@ class HdfsEventTimeSink:
         began = time.monotonic()
         lost: list[OffsetRange] = []
         with _Spools(self.format) as spools:
-            total = bad = tombstones = nbytes = 0
+            total = bad = tombstones = nbytes = skipped = 0
             for batch in track_lost(batches, lost):
                 values = batch.values
                 buckets, rejects = self.partitioner.split(values)
+                if self.only:
+                    kept = {p: lines for p, lines in buckets.items() if self._chosen(p)}
+                    skipped += sum(len(lines) for p, lines in buckets.items() if p not in kept)
+                    buckets = kept
                 spools.add(buckets, batch.nbytes())
                 for i, reason in rejects:
                     value = values[i]
@@ -255,13 +332,13 @@ class HdfsEventTimeSink:
             sink=self.name,
             range=rng,
             records=total + tombstones,
-            written=total - bad,
+            written=total - bad - skipped,
             bytes_in=nbytes,
             bytes_out=spools.bytes_out,
             objects=tuple(files),
             removed=tuple(removed),
             lost=tuple(lost),
-            counts={"tombstones": tombstones, "dead_letters": bad},
+            counts={"tombstones": tombstones, "dead_letters": bad, "other_partitions": skipped},
             partitions=tuple(partitions),
             dead_letters=bad,
             seconds=time.monotonic() - began,

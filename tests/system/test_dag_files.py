@@ -20,8 +20,11 @@ def test_shipped_dags_import_cleanly() -> None:
     bag = dagbag()
     assert bag.import_errors == {}
     taps = yaml.safe_load((ROOT / "dags" / "logtap_taps.yaml").read_text())["taps"]
-    assert sorted(bag.dag_ids) == sorted(f"logtap_{t['name']}" for t in taps)
-    for dag_id in bag.dag_ids:
+    assert sorted(bag.dag_ids) == sorted([*(f"logtap_{t['name']}" for t in taps), "logtap_replay"])
+    replay = bag.dags["logtap_replay"]
+    assert {t.task_id for t in replay.tasks} == {"plan", "load", "finish"}
+    assert replay.params["tap"] == taps[0]["name"]
+    for dag_id in set(bag.dag_ids) - {"logtap_replay"}:
         dag = bag.dags[dag_id]
         assert {t.task_id for t in dag.tasks} == {"plan", "load", "commit"}
         assert dag.max_active_runs == 1
@@ -42,7 +45,7 @@ def test_a_bad_tap_is_an_import_error_and_the_others_still_load(
     taps.write_text(yaml.safe_dump({"taps": [good, broken, typo]}))
     monkeypatch.setenv("LOGTAP_TAPS_FILE", str(taps))
     bag = dagbag()
-    assert sorted(bag.dag_ids) == ["logtap_good"]
+    assert sorted(bag.dag_ids) == ["logtap_good", "logtap_replay"]
     [(path, message)] = bag.import_errors.items()
     assert path.endswith("logtap_tap_errors.py")
     assert "tap 'broken': field 'target.bucket' is required. Fix: add target.bucket to the tap" in message

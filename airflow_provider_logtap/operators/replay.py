@@ -1,0 +1,159 @@
+"""The replay DAG's plan and finish steps (its load is :class:`~.target.KafkaToTargetOperator`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_logtap.compat import BaseOperator, Context, TriggerRule, emit_asset_events, run_identity
+from airflow_provider_logtap.core.progress import human_bytes
+from airflow_provider_logtap.core.ranges import EndSpec, Plan
+from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
+from airflow_provider_logtap.ledger import PlanLedger
+from airflow_provider_logtap.replay import ReplayRequest, parse_request
+from airflow_provider_logtap.sinks.hdfs import swap_partitions
+from airflow_provider_logtap.taps import HdfsEventTimeTarget, Tap
+from airflow_provider_logtap.targets import target_from_dict, target_to_dict, webhdfs_client
+
+REPLAY_XCOM_KEY = "replay"
+
+
+class KafkaReplayPlanOperator(BaseOperator):
+    """Validate the replay's params, plan its ranges once (kept in the plan ledger under the run id, so a clear
+    re-reads the same offsets) and describe its target for the loads (XCom ``replay``). With ``dry_run`` it
+    reads the ranges to count records and bytes per partition, and writes nothing.
+
+    :param taps: the taps a replay may name.
+    """
+
+    ui_color = "#f3e8fd"
+
+    def __init__(self, *, taps: Sequence[Tap], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.taps = list(taps)
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        request = parse_request(context["params"], self.taps)
+        run_id = str(context["run_id"])
+        hook = KafkaRangeHook(kafka_config_id=request.tap.kafka_conn_id)
+        ledger = PlanLedger(context["ti"].dag_id)
+        plan = ledger.get_run(run_id)
+        if plan is None:
+            plan = self._plan(hook, request)
+            ledger.save_run(run_id, plan)
+        else:
+            self.log.info("reusing the plan this run recorded before: the same offsets again")
+        replay = self._describe(request, plan, run_id)
+        context["ti"].xcom_push(key=REPLAY_XCOM_KEY, value=replay)
+        for rng in plan.ranges:
+            self.log.info("replay %s: %d offsets", rng, rng.size)
+        self.log.info("replay of tap %s into %s", request.tap.name, replay["where"])
+        if request.dry_run:
+            self._count(hook, plan)
+            return []
+        return [r.to_dict() for r in plan.ranges]
+
+    def _plan(self, hook: KafkaRangeHook, request: ReplayRequest) -> Plan:
+        end = request.end
+        if end is None:  # the live tap's committed offsets: read, never moved
+            committed = hook.committed(request.tap.group, request.topic, _partitions(hook, request.topic))
+            missing = sorted(p for p, c in committed.items() if c.offset is None)
+            if missing:
+                raise ConfigurationError(
+                    f"the live tap {request.tap.name!r} has no committed offset for partitions {missing}: "
+                    "let it load once first, or replay to 'latest' into a new target"
+                )
+            end = EndSpec(
+                kind="offsets", offsets={p: c.offset for p, c in committed.items() if c.offset is not None}
+            )
+        return hook.plan(
+            topic=request.topic, start=request.start, end=end, on_data_loss=request.tap.on_data_loss
+        )
+
+    def _describe(self, request: ReplayRequest, plan: Plan, run_id: str) -> dict[str, Any]:
+        target = request.target
+        staging = None
+        where = getattr(target, "asset_uri", target.type)
+        if request.overwrite:
+            assert isinstance(target, HdfsEventTimeTarget)
+            safe = re.sub(r"[^A-Za-z0-9_.=-]", "_", run_id)
+            staging = f"{target.base_path.rstrip('/')}/_replays/_staging/{safe}"
+            chosen = ", ".join(request.overwrite)
+            where = f"partitions {chosen} of {target.asset_uri}/{request.topic} (rebuilt in place)"
+        return {
+            "tap": request.tap.name,
+            "topic": request.topic,
+            "kafka_conn_id": request.tap.kafka_conn_id,
+            "target": target_to_dict(target),
+            "only_partitions": list(request.overwrite),
+            "staging": staging,
+            "covered": {str(r.partition): r.end for r in plan.ranges},
+            "dry_run": request.dry_run,
+            "where": where,
+        }
+
+    def _count(self, hook: KafkaRangeHook, plan: Plan) -> None:
+        self.log.info("dry run: counting the records and bytes of each range (nothing is written)")
+        for rng in plan.ranges:
+            records = nbytes = 0
+            for batch in hook.read(rng, report=lambda line: None):
+                records += len(batch)
+                nbytes += batch.nbytes()
+            self.log.info("dry run %s: %d records, %s", rng, records, human_bytes(nbytes))
+
+
+def _partitions(hook: KafkaRangeHook, topic: str) -> list[int]:
+    from airflow_provider_logtap.kafka.offsets import partitions_of
+
+    return partitions_of(hook.admin(), topic)
+
+
+class KafkaReplayFinishOperator(BaseOperator):
+    """Finish a replay: swap rebuilt event-time partitions into place (partition overwrite), and report.
+
+    :param replay: the plan step's ``replay`` XCom.
+    :param results: the loads' results.
+    """
+
+    template_fields: Sequence[str] = ("replay", "results")
+    ui_color = "#f3e8fd"
+
+    def __init__(self, *, replay: Any, results: Any = None, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", TriggerRule.NONE_FAILED)
+        super().__init__(**kwargs)
+        self.replay = replay
+        self.results = results
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        replay = self.replay
+        values = self.results[:] if hasattr(self.results, "__getitem__") else list(self.results or ())
+        results = [r for r in values if isinstance(r, dict)]
+        written = sum(int(r.get("written", 0)) for r in results)
+        partitions = sorted({p for r in results for p in r.get("partitions", ())})
+        self.log.info(
+            "replay of tap %s into %s: %d lines written by %d loads%s",
+            replay["tap"],
+            replay["where"],
+            written,
+            len(results),
+            " (dry run)" if replay["dry_run"] else "",
+        )
+        outcome: dict[str, str] = {}
+        if replay["only_partitions"] and not replay["dry_run"]:
+            target = target_from_dict(replay["target"])
+            assert isinstance(target, HdfsEventTimeTarget)
+            outcome = swap_partitions(
+                webhdfs_client(target.webhdfs_conn_id, target.proxy_user),
+                base=target.base_path,
+                staging=replay["staging"],
+                topic=replay["topic"],
+                partitions=replay["only_partitions"],
+                covered={int(p): int(e) for p, e in replay["covered"].items()},
+                run=run_identity(context),
+            )
+            for partition, what in outcome.items():
+                self.log.info("partition %s: %s", partition, what)
+        emit_asset_events(context, self.outlets, {"replay": replay["where"], "written": written}, partitions)
+        return {"written": written, "partitions": partitions, "swapped": outcome}

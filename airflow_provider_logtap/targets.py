@@ -1,0 +1,107 @@
+"""Targets → sinks: the one place that builds a sink (with its Airflow hook) from a target's settings.
+
+The load operators build their sink here; the replay DAG relocates a tap's target (a new S3 prefix, HDFS path,
+or index) or narrows it to chosen event-time partitions, then builds it here too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, replace
+from typing import Any
+
+from airflow_provider_logtap.core import naming
+from airflow_provider_logtap.core.eventtime import EventTimeReader
+from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate
+from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.sinks.archive import ArchiveFormat
+from airflow_provider_logtap.sinks.base import Sink
+from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink, HdfsRawSink
+from airflow_provider_logtap.sinks.s3 import S3ArchiveSink
+from airflow_provider_logtap.taps import TARGETS, HdfsEventTimeTarget, HdfsRawTarget, S3ArchiveTarget, Target
+
+REPLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def target_to_dict(target: Target) -> dict[str, Any]:
+    return {"type": target.type, **asdict(target)}
+
+
+def target_from_dict(data: dict[str, Any]) -> Target:
+    settings = dict(data)
+    kind = settings.pop("type", None)
+    if kind not in TARGETS:
+        raise ConfigurationError(f"target type must be one of {set(TARGETS)}. Got {kind!r}")
+    return TARGETS[kind](**settings)
+
+
+def relocated(target: Target, name: str) -> Target:
+    """The same kind of target under a new name, inside the tap's own location: S3 ``<prefix>/replays/<name>``,
+    HDFS ``<base_path>/_replays/<name>``. ``name`` is one safe segment, so it cannot escape the tap's base."""
+    if not isinstance(name, str) or not REPLAY_NAME.match(name):
+        raise ConfigurationError(
+            f"target_name must be 1-64 letters, digits, '_' or '-' (starting with a letter or digit). Got {name!r}"
+        )
+    if isinstance(target, S3ArchiveTarget):
+        return replace(
+            target, prefix="/".join(p for p in (naming.clean_prefix(target.prefix), "replays", name) if p)
+        )
+    return replace(target, base_path=f"{naming.clean_base(target.base_path)}/_replays/{name}")
+
+
+def build_sink(
+    target: Target,
+    *,
+    run: str,
+    only_partitions: tuple[str, ...] = (),
+    staging: str | None = None,
+) -> Sink:
+    """The sink of ``target``; for an event-time target, ``only_partitions``/``staging`` write only lines of
+    those partitions, under ``staging`` (see the replay's partition overwrite)."""
+    if isinstance(target, S3ArchiveTarget):
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3ArchiveSink(
+            client=S3Hook(aws_conn_id=target.aws_conn_id).get_conn(),
+            bucket=target.bucket,
+            prefix=target.prefix,
+            archive_format=ArchiveFormat(
+                compression=target.compression,
+                level=target.compression_level,
+                max_records=target.max_records_per_object,
+                max_bytes=target.max_bytes_per_object,
+            ),
+            run=run,
+        )
+    if isinstance(target, HdfsRawTarget):
+        return HdfsRawSink(
+            client=webhdfs_client(target.webhdfs_conn_id, target.proxy_user),
+            base=target.base_path,
+            archive_format=ArchiveFormat(
+                compression=target.compression,
+                level=target.compression_level,
+                max_records=target.max_records_per_file,
+                max_bytes=target.max_bytes_per_file,
+            ),
+        )
+    if isinstance(target, HdfsEventTimeTarget):
+        partitioner = EventTimePartitioner(
+            EventTimeReader(target.time_format),
+            PartitionTemplate(target.partition_template, target.partition_zone),
+        )
+        return HdfsEventTimeSink(
+            client=webhdfs_client(target.webhdfs_conn_id, target.proxy_user),
+            base=staging or target.base_path,
+            partitioner=partitioner,
+            compression=target.compression,
+            max_bad_ratio=target.max_bad_ratio,
+            run=run,
+            only_partitions=only_partitions,
+        )
+    raise TypeError(f"no sink for target {target!r}")
+
+
+def webhdfs_client(conn_id: str, proxy_user: str | None = None) -> Any:
+    from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
+
+    return WebHDFSHook(webhdfs_conn_id=conn_id, proxy_user=proxy_user).get_conn()

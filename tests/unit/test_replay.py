@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.replay import parse_request
+from airflow_provider_logtap.taps import HdfsEventTimeTarget, S3ArchiveTarget, parse_tap
+
+TAPS = [
+    parse_tap(
+        {
+            "name": "archive",
+            "topic": "weblogs",
+            "target": {"type": "s3_archive", "bucket": "b", "prefix": "raw"},
+        }
+    ),
+    parse_tap(
+        {"name": "by_time", "topic": "weblogs", "target": {"type": "hdfs_event_time", "base_path": "/data/t"}}
+    ),
+    parse_tap(
+        {
+            "name": "hourly",
+            "topic": "weblogs",
+            "mode": "interval",
+            "schedule": "@hourly",
+            "target": {"type": "hdfs_event_time", "base_path": "/data/h"},
+        }
+    ),
+]
+
+
+def request(**params: Any):  # type: ignore[no-untyped-def]
+    return parse_request({"tap": "archive", "target_name": "r1", **params}, TAPS)
+
+
+def test_a_replay_writes_beside_the_live_target() -> None:
+    r = request(**{"from": "timestamp", "from_timestamp": "2026-11-01T00:00:00Z", "to": "latest"})
+    assert r.target == S3ArchiveTarget(bucket="b", prefix="raw/replays/r1")
+    assert r.start.timestamp_ms == 1793491200000 and r.end is not None and r.end.kind == "high_watermark"
+    hdfs = parse_request({"tap": "by_time", "target_name": "fix-1", "date_format": "iso8601"}, TAPS)
+    assert isinstance(hdfs.target, HdfsEventTimeTarget)
+    assert (hdfs.target.base_path, hdfs.target.date_format) == ("/data/t/_replays/fix-1", "iso8601")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"tap": "nope"}, r"tap must be one of \['archive', 'by_time', 'hourly'\]"),
+        ({"target_name": "../etc"}, "target_name must be 1-64 letters"),
+        ({"target_name": "a/b"}, "target_name must be"),
+        ({"target_name": "*"}, "target_name must be"),
+        ({"from": "offsets"}, "from='offsets' needs from_offsets"),
+        (
+            {"from": "timestamp", "from_timestamp": "yesterday"},
+            "from_timestamp must be epoch milliseconds or ISO",
+        ),
+        ({"to": "sometime"}, "to must be one of"),
+        ({"to": "offsets", "to_offsets": {"x": 1}}, "partition 'x' is not an integer"),
+        ({"date_format": "iso8601"}, "apply to event-time targets"),
+        ({"overwrite_partitions": ["dt=2015-10-28"]}, "rebuilds event-time partitions"),
+        ({"topic": "a topic"}, "topic must be a Kafka topic name"),
+    ],
+)
+def test_invalid_input_says_what_to_fix(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        request(**params)
+
+
+def test_overwriting_partitions_stays_inside_the_target() -> None:
+    r = parse_request({"tap": "by_time", "overwrite_partitions": ["dt=2015-10-28"], "to": "committed"}, TAPS)
+    assert r.overwrite == ("dt=2015-10-28",) and r.ends_at_committed
+    assert isinstance(r.target, HdfsEventTimeTarget) and r.target.base_path == "/data/t"
+    for bad in (["../x"], ["dt=*"], ["/abs"], [""]):
+        with pytest.raises(ConfigurationError):
+            parse_request({"tap": "by_time", "overwrite_partitions": bad, "to": "committed"}, TAPS)
+    with pytest.raises(ConfigurationError, match="set to='committed'"):
+        parse_request({"tap": "by_time", "overwrite_partitions": ["dt=2015-10-28"]}, TAPS)
+    with pytest.raises(ConfigurationError, match="needs a group-mode tap"):
+        parse_request({"tap": "hourly", "overwrite_partitions": ["dt=2015-10-28"], "to": "committed"}, TAPS)
