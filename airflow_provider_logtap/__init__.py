@@ -42,6 +42,9 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_logtap.operators.plan",
                     "airflow_provider_logtap.operators.s3",
                     "airflow_provider_logtap.operators.hdfs",
+                    "airflow_provider_logtap.operators.search",
+                    "airflow_provider_logtap.operators.target",
+                    "airflow_provider_logtap.operators.replay",
                     "airflow_provider_logtap.operators.commit",
                 ],
             }

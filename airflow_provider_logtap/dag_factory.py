@@ -13,8 +13,16 @@ from airflow_provider_logtap.operators.hdfs import KafkaToHdfsEventTimeOperator,
 from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator, KafkaPlanRangesOperator
 from airflow_provider_logtap.operators.replay import KafkaReplayFinishOperator, KafkaReplayPlanOperator
 from airflow_provider_logtap.operators.s3 import KafkaToS3ArchiveOperator
+from airflow_provider_logtap.operators.search import KafkaToSearchOperator
 from airflow_provider_logtap.operators.target import KafkaToTargetOperator
-from airflow_provider_logtap.taps import DEFAULT_START, TAPS_FILE_ENV, HdfsRawTarget, S3ArchiveTarget, Tap
+from airflow_provider_logtap.taps import (
+    DEFAULT_START,
+    TAPS_FILE_ENV,
+    HdfsRawTarget,
+    S3ArchiveTarget,
+    SearchTarget,
+    Tap,
+)
 
 TAPS_FILE_VARIABLE = "logtap_taps_file"
 
@@ -56,6 +64,19 @@ def _load_operator(tap: Tap) -> Any:
             compression_level=target.compression_level,
             max_records_per_file=target.max_records_per_file,
             max_bytes_per_file=target.max_bytes_per_file,
+        )
+    if isinstance(target, SearchTarget):
+        return KafkaToSearchOperator.partial(
+            **common,
+            search_conn_id=target.search_conn_id,
+            index_prefix=target.index_prefix,
+            index_date_format=target.index_date_format,
+            log_format=target.log_format,
+            date_format=target.date_format,
+            assume_zone=target.assume_zone,
+            geoip_database=target.geoip_database,
+            max_bad_ratio=target.max_bad_ratio,
+            bulk_docs=target.bulk_docs or 5000,
         )
     return KafkaToHdfsEventTimeOperator.partial(
         **common,

@@ -155,10 +155,49 @@ class HdfsEventTimeTarget:
         return f"hdfs://{self.webhdfs_conn_id}{naming.clean_base(self.base_path)}"
 
 
-Target = S3ArchiveTarget | HdfsRawTarget | HdfsEventTimeTarget
-TARGETS: dict[str, type[S3ArchiveTarget] | type[HdfsRawTarget] | type[HdfsEventTimeTarget]] = {
-    cls.type: cls for cls in (S3ArchiveTarget, HdfsRawTarget, HdfsEventTimeTarget)
-}
+@dataclass(frozen=True, kw_only=True)
+class SearchTarget:
+    """Parsed, GeoIP-enriched documents in Elasticsearch or OpenSearch (see
+    :class:`~airflow_provider_logtap.sinks.search.SearchSink`); the connection's type chooses which.
+
+    ``geoip_database`` is a MaxMind DB file (GeoLite2/DB-IP City, and an ASN file after a ``:``), else
+    ``$LOGTAP_GEOIP_DB``; without one, documents get no geo fields.
+    """
+
+    type: ClassVar[str] = "search"
+    search_conn_id: str = "opensearch_default"
+    index_prefix: str = "logtap-weblogs"
+    index_date_format: str = "%Y.%m.%d"
+    log_format: str = "auto"
+    date_format: str = "apache"
+    assume_zone: str = "UTC"
+    geoip_database: str | None = None
+    max_bad_ratio: float | None = 0.05
+    bulk_docs: int | None = 5000
+
+    def checks(self) -> dict[str, Callable[[], object]]:
+        from airflow_provider_logtap.core.accesslog import LOG_FORMATS
+        from airflow_provider_logtap.errors import one_of
+        from airflow_provider_logtap.sinks.search import check_index_prefix
+
+        return {
+            "index_prefix": lambda: check_index_prefix(self.index_prefix),
+            "log_format": lambda: one_of("log_format", self.log_format, LOG_FORMATS),
+            "date_format": lambda: TimeFormat(date_format=self.date_format),
+            "assume_zone": lambda: zone_of(self.assume_zone),
+            "max_bad_ratio": lambda: _ratio(self.max_bad_ratio),
+            "bulk_docs": lambda: _positive(self.bulk_docs),
+        }
+
+    @property
+    def asset_uri(self) -> str:
+        return f"search://{self.search_conn_id}/{self.index_prefix}"
+
+
+Target = S3ArchiveTarget | HdfsRawTarget | HdfsEventTimeTarget | SearchTarget
+TARGETS: dict[
+    str, type[S3ArchiveTarget] | type[HdfsRawTarget] | type[HdfsEventTimeTarget] | type[SearchTarget]
+] = {cls.type: cls for cls in (S3ArchiveTarget, HdfsRawTarget, HdfsEventTimeTarget, SearchTarget)}
 TARGET_TYPES = tuple(TARGETS)
 
 

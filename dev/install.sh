@@ -9,6 +9,8 @@ dpkg -s libkrb5-dev >/dev/null 2>&1 || need+=(libkrb5-dev)          # gssapi (hd
 command -v kcat >/dev/null 2>&1 || need+=(kcat)                      # the bench's reference reader
 command -v mvn >/dev/null 2>&1 || need+=(maven)                      # fetches the Kafka/HDFS/OpenSearch jars
 [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] || need+=(openjdk-17-jdk-headless)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)  # the scheduler's metadata DB in tests
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

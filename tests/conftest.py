@@ -20,3 +20,10 @@ if "AIRFLOW_HOME" not in os.environ or os.environ.get("LOGTAP_TEST_OWN_AIRFLOW_H
     os.environ["AIRFLOW_HOME"] = str(_home)
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+
+# opensearch-py logs every request as a curl command with its whole body at INFO.
+import logging  # noqa: E402
+
+logging.getLogger("opensearchpy.trace").setLevel(logging.WARNING)
+logging.getLogger("opensearch").setLevel(logging.WARNING)
+logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="session")
 def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -132,3 +134,42 @@ def airflow_connections(
             "AIRFLOW_CONN_WEBHDFS_DEFAULT",
             json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}),
         )
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(services_dir: Path) -> Iterator[str]:
+    """A real OpenSearch 2.19 node (``LOGTAP_OPENSEARCH_URL`` to reuse one)."""
+    if env := os.environ.get("LOGTAP_OPENSEARCH_URL"):
+        yield env
+        return
+    from devstack import opensearch
+
+    service = opensearch.start(services_dir / "opensearch")
+    try:
+        yield service.info["url"]
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url(services_dir: Path) -> Iterator[str]:
+    """The Elasticsearch API of noida-db (no Elasticsearch server can be installed here; see dev/README.md)."""
+    if env := os.environ.get("LOGTAP_ELASTICSEARCH_URL"):
+        yield env
+        return
+    from devstack import noida
+
+    service = noida.start(services_dir / "noida")
+    try:
+        yield service.info["url"]
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def geoip_database() -> str:
+    """The DB-IP City Lite database fetched by ``dev/geoip/fetch.sh`` (CI runs it; see dev/geoip/README.md)."""
+    path = ROOT / "dev" / ".cache" / "geoip" / "dbip-city-lite-2023-04.mmdb"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run bash dev/geoip/fetch.sh")
+    return str(path)

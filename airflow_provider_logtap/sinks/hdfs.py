@@ -51,7 +51,9 @@ def temp_name(path: str) -> str:
 def check_partition_prefix(prefix: str) -> str:
     """A relative partition path or prefix (``dt=2015-10-28`` or ``dt=2015-10-28/hour=14``), safe to join."""
     if isinstance(prefix, str) and prefix.startswith("/"):
-        raise ConfigurationError(f"a partition is a path relative to the target's topic directory. Got {prefix!r}")
+        raise ConfigurationError(
+            f"a partition is a path relative to the target's topic directory. Got {prefix!r}"
+        )
     clean = naming.clean_prefix(prefix, "partition")
     if not clean:
         raise ConfigurationError("a partition to overwrite must name one, like 'dt=2015-10-28'")

@@ -42,6 +42,7 @@ class Service:
     log_path: Path
     ports: dict[str, int] = field(default_factory=dict)
     info: dict[str, str] = field(default_factory=dict)
+    on_stop: Callable[[], None] | None = None  # a graceful stop to try first (e.g. pg_ctl stop)
 
     @property
     def pid(self) -> int:
@@ -76,9 +77,12 @@ class Service:
         )
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM our process group, then SIGKILL what is left."""
+        """The graceful stop if there is one, then SIGTERM our process group, then SIGKILL what is left."""
         if not self.alive():
             return
+        if self.on_stop is not None:
+            with contextlib.suppress(Exception):
+                self.on_stop()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:

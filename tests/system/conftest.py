@@ -33,3 +33,33 @@ def write_taps(airflow: AirflowEnv, *taps: dict[str, Any]) -> None:
     Path(airflow.env["LOGTAP_TAPS_FILE"]).write_text(
         yaml.safe_dump({"taps": [{"schedule": None, "retries": 0, **t} for t in taps]})
     )
+
+
+@pytest.fixture(scope="session")
+def live_airflow(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, s3_endpoint: str, webhdfs: dict[str, str]
+) -> Any:
+    """A running Airflow: PostgreSQL metadata DB, LocalExecutor, scheduler + DAG processor + triggerer + API
+    server, as a deployment runs it. Each test writes its own taps file (the DAG processor re-parses it)."""
+    from devstack import postgres
+
+    root = tmp_path_factory.mktemp("live-airflow")
+    pg = postgres.start(root / "postgres")
+    try:
+        home = root / "home"
+        airflow = make_airflow_env(
+            home,
+            kafka_bootstrap=kafka_bootstrap,
+            s3_endpoint=s3_endpoint,
+            taps_file=home / "taps.yaml",
+            webhdfs=webhdfs,
+            database_url=pg.info["url"],
+        )
+        (home / "taps.yaml").write_text("taps: []\n")
+        airflow.start_components("api-server", "scheduler", "dag-processor", "triggerer")
+        try:
+            yield airflow
+        finally:
+            airflow.stop_components()
+    finally:
+        pg.stop()

@@ -1,0 +1,338 @@
+"""The search sink: access-log lines parsed into ECS documents, GeoIP-enriched, bulk-indexed into daily
+indices of Elasticsearch or OpenSearch, exactly once.
+
+- ``_id`` is ``<topic>-<partition>-<offset>``: any re-run or replay into the same index overwrites, never
+  doubles.
+- Daily indices from the line's own event time: ``<prefix>-YYYY.MM.DD`` (configurable), under an index
+  template this sink puts (``@timestamp`` a date, ``source.geo.location`` a geo_point, strings keyword with
+  ``message`` and ``user_agent.original`` also as text).
+- A whole range is parsed first, its bulk bodies spooled to a local file: when more than ``max_bad_ratio`` of
+  its lines do not parse (the wrong-format case), the write fails *before indexing anything*.
+- Bulk requests are bounded (documents and bytes); items refused with 429 or 5xx are retried alone with
+  backoff; documents the server rejects (mapping errors) and lines that do not parse go to the dead-letter index
+  ``<prefix>-dead-letter`` with the reason, the raw line and topic/partition/offset — never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import IO, Any, Protocol
+
+from airflow_provider_logtap.core.accesslog import AccessLogParser
+from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
+from airflow_provider_logtap.core.ranges import OffsetRange
+from airflow_provider_logtap.errors import ConfigurationError, LogtapError
+from airflow_provider_logtap.sinks.base import WriteResult, track_lost
+
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+_INDEX_NAME = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+class BadLineRatioError(LogtapError):
+    """More lines than a tap allows did not parse: nothing was indexed."""
+
+
+class SearchClient(Protocol):
+    """What the sink needs of an Elasticsearch or OpenSearch client (see ``targets.search_client``)."""
+
+    def bulk(self, body: bytes) -> dict[str, Any]: ...
+
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
+
+
+def check_index_prefix(prefix: str) -> str:
+    """A lower-case index name prefix without wildcards, commas or other characters indices may not have."""
+    if not isinstance(prefix, str) or not prefix or not set(prefix) <= _INDEX_NAME or prefix[0] in "-_.+":
+        raise ConfigurationError(
+            f"index_prefix must be lower-case letters, digits, '-', '_' or '.', not starting with '-', '_' or "
+            f"'.'. Got {prefix!r}"
+        )
+    return prefix
+
+
+def index_template(prefix: str) -> dict[str, Any]:
+    """The composable index template of ``<prefix>-*``: ECS types a Kibana/OpenSearch Dashboards user needs."""
+    keyword = {"type": "keyword", "ignore_above": 1024}
+    return {
+        "index_patterns": [f"{prefix}-*"],
+        "priority": 200,
+        "template": {
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "mappings": {
+                "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": keyword}}],
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "message": {"type": "text"},
+                    "source": {
+                        "properties": {
+                            "ip": {"type": "ip"},
+                            "address": keyword,
+                            "domain": keyword,
+                            "port": {"type": "integer"},
+                            "geo": {
+                                "properties": {
+                                    "location": {"type": "geo_point"},
+                                    "country_iso_code": keyword,
+                                    "country_name": keyword,
+                                    "city_name": keyword,
+                                    "region_name": keyword,
+                                }
+                            },
+                            "as": {
+                                "properties": {
+                                    "number": {"type": "long"},
+                                    "organization": {"properties": {"name": keyword}},
+                                }
+                            },
+                        }
+                    },
+                    "url": {"properties": {"original": {**keyword, "fields": {"text": {"type": "text"}}}}},
+                    "user_agent": {
+                        "properties": {"original": {**keyword, "fields": {"text": {"type": "text"}}}}
+                    },
+                    "http": {
+                        "properties": {
+                            "version": keyword,
+                            "request": {"properties": {"method": keyword, "referrer": keyword}},
+                            "response": {
+                                "properties": {
+                                    "status_code": {"type": "short"},
+                                    "body": {"properties": {"bytes": {"type": "long"}}},
+                                }
+                            },
+                        }
+                    },
+                    "kafka": {
+                        "properties": {
+                            "topic": keyword,
+                            "partition": {"type": "integer"},
+                            "offset": {"type": "long"},
+                        }
+                    },
+                    "reason": {"type": "text"},
+                    "line": {"type": "text"},
+                },
+            },
+        },
+    }
+
+
+class SearchSink:
+    """Index a range's access-log lines as ECS documents.
+
+    :param client: a :class:`SearchClient` (Elasticsearch or OpenSearch).
+    :param index_prefix: indices are ``<prefix>-<event date>`` and ``<prefix>-dead-letter``.
+    :param parser: the access-log parser (log format, time format, GeoIP lookup).
+    :param index_date_format: strftime format of the daily suffix (``%Y.%m.%d``).
+    :param max_bad_ratio: the largest share of lines that may fail to parse (``None``: any).
+    :param bulk_docs: documents per bulk request.
+    :param bulk_bytes: bytes per bulk request.
+    :param max_retries: attempts for items refused with 429/5xx.
+    """
+
+    name = "search"
+
+    def __init__(
+        self,
+        *,
+        client: SearchClient,
+        index_prefix: str,
+        parser: AccessLogParser,
+        index_date_format: str = "%Y.%m.%d",
+        max_bad_ratio: float | None = 0.05,
+        bulk_docs: int = 5000,
+        bulk_bytes: int = 8 * 1024 * 1024,
+        max_retries: int = 6,
+        backoff: float = 0.5,
+    ) -> None:
+        self.client = client
+        self.prefix = check_index_prefix(index_prefix)
+        self.parser = parser
+        self.date_format = index_date_format
+        self.max_bad_ratio = max_bad_ratio
+        self.bulk_docs, self.bulk_bytes = bulk_docs, bulk_bytes
+        self.max_retries, self.backoff = max_retries, backoff
+        self._days: dict[bytes, bytes] = {}
+        self.dead_letter_index = f"{self.prefix}-dead-letter"
+
+    def ensure_template(self) -> None:
+        self.client.put_index_template(f"{self.prefix}-logtap", index_template(self.prefix))
+
+    def _index_of(self, doc: bytes) -> bytes:
+        day = doc[15:25] if doc.startswith(b'{"@timestamp":"') else None
+        if day is None:
+            day = json.loads(doc)["@timestamp"][:10].encode()
+        found = self._days.get(day)
+        if found is None:
+            moment = datetime.strptime(day.decode(), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+            found = f"{self.prefix}-{moment.strftime(self.date_format)}".lower().encode()
+            self._days[day] = found
+        return found
+
+    def write(self, rng: OffsetRange, batches: Iterable[RecordBatch]) -> WriteResult:
+        began = time.monotonic()
+        lost: list[OffsetRange] = []
+        self.ensure_template()
+        topic, partition = rng.topic, rng.partition
+        indexed = total = bad = tombstones = nbytes = 0
+        indices: set[bytes] = set()
+        with tempfile.TemporaryFile() as spool, tempfile.TemporaryFile() as dead:
+            for batch in track_lost(batches, lost):
+                values = batch.values
+                offsets = batch.offsets
+                docs, rejected = self.parser.parse_many_json(
+                    values, topic=topic, partition=partition, offsets=offsets
+                )
+                nbytes += batch.nbytes()
+                skip = set()
+                for i, reason in rejected:
+                    skip.add(i)
+                    value = values[i]
+                    if value is None:
+                        tombstones += 1
+                        continue
+                    bad += 1
+                    dead.write(
+                        self._dead_action(topic, partition, offsets[i])
+                        + dead_letter(
+                            topic=topic,
+                            partition=partition,
+                            offset=offsets[i],
+                            timestamp=batch.timestamp_at(i),
+                            reason=reason,
+                            value=value,
+                        )
+                    )
+                total += len(values) - values.count(None)
+                k = 0
+                lines = []
+                for i, offset in enumerate(offsets):
+                    if i in skip:
+                        continue
+                    doc = docs[k]
+                    k += 1
+                    index = self._index_of(doc)
+                    indices.add(index)
+                    lines.append(
+                        b'{"index":{"_index":"%s","_id":"%s-%d-%d"}}\n%s\n'
+                        % (index, topic.encode(), partition, offset, doc)
+                    )
+                spool.write(b"".join(lines))
+            if ratio_exceeded(bad, total, self.max_bad_ratio):
+                raise BadLineRatioError(
+                    f"{rng}: {bad} of {total} lines ({bad / total:.1%}) do not parse as Apache access logs, more "
+                    f"than max_bad_ratio={self.max_bad_ratio:.1%}; nothing was indexed. Check the tap's log_format "
+                    "and date format (a replay with corrected ones can index the range again)."
+                )
+            spool.seek(0)
+            indexed, refused = self._send(_actions(spool))
+            dead_count = bad + len(refused)
+            for action, reason in refused:
+                dead.write(self._dead_from_refused(action, reason))
+            dead.seek(0)
+            dead_indexed, dead_refused = self._send(_actions(dead))
+            if dead_refused:
+                raise LogtapError(
+                    f"{rng}: the dead-letter index {self.dead_letter_index} refused {len(dead_refused)} records "
+                    f"(first: {dead_refused[0][1]}); they are in no index. Check its mapping."
+                )
+        return WriteResult(
+            sink=self.name,
+            range=rng,
+            records=total + tombstones,
+            written=indexed,
+            bytes_in=nbytes,
+            objects=tuple(sorted(i.decode() for i in indices)),
+            lost=tuple(lost),
+            counts={
+                "tombstones": tombstones,
+                "unparsed": bad,
+                "refused": len(refused),
+                "dead_letters": dead_indexed,
+            },
+            dead_letters=dead_count,
+            seconds=time.monotonic() - began,
+        )
+
+    def _dead_action(self, topic: str, partition: int, offset: int) -> bytes:
+        return b'{"index":{"_index":"%s","_id":"%s-%d-%d"}}\n' % (
+            self.dead_letter_index.encode(),
+            topic.encode(),
+            partition,
+            offset,
+        )
+
+    def _dead_from_refused(self, action: bytes, reason: str) -> bytes:
+        """A dead letter for a document the server refused (its line, provenance and the server's reason)."""
+        _head, doc = action.split(b"\n", 1)
+        source = json.loads(doc)
+        kafka = source.get("kafka", {})
+        record = {
+            "topic": kafka.get("topic"),
+            "partition": kafka.get("partition"),
+            "offset": kafka.get("offset"),
+            "reason": f"refused by the index: {reason}",
+            "line": source.get("message"),
+            "@timestamp": source.get("@timestamp"),
+        }
+        return self._dead_action(
+            str(record["topic"]), int(record["partition"] or 0), int(record["offset"] or 0)
+        ) + (json.dumps(record).encode() + b"\n")
+
+    def _send(self, actions: Iterator[bytes]) -> tuple[int, list[tuple[bytes, str]]]:
+        """Bulk-index ``actions`` (action + source line pairs) in bounded requests; returns the number indexed
+        and the actions the server refused for good, with its reason."""
+        indexed = 0
+        refused: list[tuple[bytes, str]] = []
+        chunk: list[bytes] = []
+        size = 0
+        for action in actions:
+            chunk.append(action)
+            size += len(action)
+            if len(chunk) >= self.bulk_docs or size >= self.bulk_bytes:
+                done, failed = self._bulk(chunk)
+                indexed, refused = indexed + done, refused + failed
+                chunk, size = [], 0
+        if chunk:
+            done, failed = self._bulk(chunk)
+            indexed, refused = indexed + done, refused + failed
+        return indexed, refused
+
+    def _bulk(self, chunk: list[bytes]) -> tuple[int, list[tuple[bytes, str]]]:
+        """One bulk request, with the items refused for a passing reason (429, 5xx) retried alone."""
+        pending = chunk
+        indexed = 0
+        refused: list[tuple[bytes, str]] = []
+        for attempt in range(self.max_retries + 1):
+            response = self.client.bulk(b"".join(pending))
+            retry = []
+            for action, item in zip(pending, response.get("items", ()), strict=True):
+                result = next(iter(item.values()))
+                status = int(result.get("status", 500))
+                if status < 300:
+                    indexed += 1
+                elif status in _RETRY_STATUS and attempt < self.max_retries:
+                    retry.append(action)
+                else:
+                    error = result.get("error")
+                    reason = json.dumps(error) if not isinstance(error, str) else error
+                    refused.append((action, f"{status} {reason}"))
+            if not retry:
+                break
+            pending = retry
+            time.sleep(self.backoff * 2**attempt)
+        return indexed, refused
+
+
+def _actions(spool: IO[bytes]) -> Iterator[bytes]:
+    """Action + source line pairs from a spool of bulk lines."""
+    while True:
+        action = spool.readline()
+        if not action:
+            return
+        yield action + spool.readline()

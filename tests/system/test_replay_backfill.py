@@ -1,0 +1,176 @@
+"""Replay from the UI form (through the REST API) and backfills of past data intervals, on a running Airflow
+(scheduler, DAG processor, triggerer, API server; PostgreSQL): exactly once, and the live load untouched."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from airflow_env import AirflowEnv
+from conftest import write_taps
+from live import trigger, wait_for_all, wait_for_backfills, wait_for_dag, wait_for_run
+
+from airflow_provider_logtap.kafka.client import reader_config
+from airflow_provider_logtap.kafka.offsets import committed_offsets
+from airflow_provider_logtap.sinks.archive import read_lines
+
+
+def lines_under(s3_client: Any, bucket: str, prefix: str) -> dict[int, list[bytes]]:
+    """``{partition: lines}`` of the archive objects under ``prefix``, in key order."""
+    out: dict[int, list[bytes]] = {}
+    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for key in sorted(o["Key"] for page in pages for o in page.get("Contents", ())):
+        partition = int(key.split("/partition=")[1].split("/")[0])
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        out.setdefault(partition, []).extend(read_lines(body, "gzip"))
+    return out
+
+
+def group_state(
+    bootstrap: str, group: str, topic: str, partitions: int
+) -> dict[int, tuple[int | None, str | None]]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, group))
+    try:
+        return {
+            p: (c.offset, c.metadata)
+            for p, c in committed_offsets(consumer, topic, range(partitions)).items()
+        }
+    finally:
+        consumer.close()
+
+
+def trigger_when_accepted(
+    airflow: AirflowEnv, dag_id: str, conf: dict[str, Any], timeout: float = 120
+) -> str:
+    """Trigger once the form accepts ``conf`` (the replay DAG's tap list follows the taps file's re-parse)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return trigger(airflow, dag_id, conf)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 400 or time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+
+
+def test_replay_from_the_form_equals_the_live_load_and_leaves_it_alone(
+    live_airflow: AirflowEnv, kafka_bootstrap: str, s3_client: Any, bucket: str, topic_name: str
+) -> None:
+    from devstack import loggen
+
+    write_taps(
+        live_airflow,
+        {
+            "name": "live_s3",
+            "topic": topic_name,
+            "schedule": None,
+            "target": {
+                "type": "s3_archive",
+                "bucket": bucket,
+                "prefix": "raw",
+                "max_records_per_object": 500,
+            },
+        },
+    )
+    loggen.create_topic(kafka_bootstrap, topic_name, 3)
+    loggen.produce(kafka_bootstrap, topic_name, loggen.generate(3000, seed=31))
+    wait_for_dag(live_airflow, "logtap_live_s3")
+    live_run = trigger(live_airflow, "logtap_live_s3")
+    assert wait_for_run(live_airflow, "logtap_live_s3", live_run) == "success"
+    live = lines_under(s3_client, bucket, f"raw/{topic_name}/")
+    before = group_state(kafka_bootstrap, "logtap-live_s3", topic_name, 3)
+    loggen.produce(
+        kafka_bootstrap, topic_name, loggen.generate(700, seed=32)
+    )  # the live tap has not loaded these
+
+    replay = {"tap": "live_s3", "from": "earliest", "to": "committed", "target_name": "sys-replay"}
+    run = trigger_when_accepted(live_airflow, "logtap_replay", replay)
+    assert wait_for_run(live_airflow, "logtap_replay", run) == "success"
+    assert lines_under(s3_client, bucket, f"raw/replays/sys-replay/{topic_name}/") == live
+    assert sum(map(len, live.values())) == 3000
+    assert (
+        group_state(kafka_bootstrap, "logtap-live_s3", topic_name, 3) == before
+    )  # offsets and claims unmoved
+
+    # A dry run plans and counts, and writes nothing.
+    dry = trigger(live_airflow, "logtap_replay", {**replay, "target_name": "dry", "dry_run": True})
+    assert wait_for_run(live_airflow, "logtap_replay", dry) == "success"
+    assert lines_under(s3_client, bucket, "raw/replays/dry/") == {}
+    # The form rejects a name that would leave the tap's prefix before anything runs.
+    with pytest.raises(urllib.error.HTTPError, match="400"):
+        trigger(live_airflow, "logtap_replay", {**replay, "target_name": "../escape"})
+    # A run whose input only the plan step can judge fails there, saying what to fix, and writes nothing.
+    bad = trigger(live_airflow, "logtap_replay", {**replay, "target_name": "bad", "from": "offsets"})
+    assert wait_for_run(live_airflow, "logtap_replay", bad) == "failed"
+    assert lines_under(s3_client, bucket, "raw/replays/bad/") == {}
+    assert group_state(kafka_bootstrap, "logtap-live_s3", topic_name, 3) == before
+
+
+def test_backfills_and_clears_load_exactly_the_records_of_their_days(
+    live_airflow: AirflowEnv, kafka_bootstrap: str, s3_client: Any, bucket: str, topic_name: str
+) -> None:
+    from kafka_helpers import create_topic, produce
+
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = timedelta(days=1)
+    create_topic(kafka_bootstrap, topic_name, partitions=2)
+    expected: dict[int, list[bytes]] = {0: [], 1: []}
+    for p in range(2):
+        stamps = [today - 5 * day + timedelta(hours=3 * i + p) for i in range(32)]  # 4 days, every 3 hours
+        values = [f"p{p} {s.isoformat()}".encode() for s in stamps]
+        produce(kafka_bootstrap, topic_name, p, values, [int(s.timestamp() * 1000) for s in stamps])
+        expected[p] = [v for v, s in zip(values, stamps, strict=True) if today - 4 * day <= s < today - day]
+    write_taps(
+        live_airflow,
+        {
+            "name": "sys_daily",
+            "topic": topic_name,
+            "mode": "interval",
+            "schedule": "@daily",
+            "start_date": (today - 10 * day).isoformat(),
+            "target": {"type": "s3_archive", "bucket": bucket, "prefix": "daily"},
+        },
+    )
+    dag_id = "logtap_sys_daily"
+    wait_for_dag(live_airflow, dag_id)
+
+    def backfill(*extra: str) -> None:
+        live_airflow.run(
+            "backfill",
+            "create",
+            "--dag-id",
+            dag_id,
+            "--from-date",
+            (today - 4 * day).isoformat(),
+            "--to-date",
+            (today - 2 * day).isoformat(),
+            *extra,
+        )
+
+    def backfills() -> list[dict[str, Any]]:
+        return [r for r in wait_for_all(live_airflow, dag_id, 1) if r["run_type"] == "backfill"]
+
+    backfill()
+    wait_for_backfills(live_airflow, dag_id)
+    first = backfills()
+    assert [r["state"] for r in first] == ["success"] * 3
+    loaded = lines_under(s3_client, bucket, f"daily/{topic_name}/")
+    assert loaded == expected  # exactly the records of those three days, once each, in offset order
+
+    backfill("--reprocess-behavior", "completed")  # the same days again
+    wait_for_backfills(live_airflow, dag_id)
+    assert [r["state"] for r in backfills()] == ["success"] * 3  # the same three runs, run again
+    assert lines_under(s3_client, bucket, f"daily/{topic_name}/") == expected
+
+    middle = (today - 3 * day).isoformat()
+    live_airflow.run("tasks", "clear", dag_id, "--start-date", middle, "--end-date", middle, "--yes")
+    time.sleep(5)  # the cleared run is queued again; wait until it (and every other run) has finished
+    assert all(r["state"] == "success" for r in wait_for_all(live_airflow, dag_id, 3))
+    assert lines_under(s3_client, bucket, f"daily/{topic_name}/") == expected
+    keys = [v["key"] for v in live_airflow.api("GET", "/variables?limit=100")["variables"]]
+    assert any(k.startswith(f"logtap/{dag_id}/") for k in keys), "the plans were not recorded in the ledger"
