@@ -46,7 +46,8 @@ def target_from_dict(data: dict[str, Any]) -> Target:
 
 def relocated(target: Target, name: str) -> Target:
     """The same kind of target under a new name, inside the tap's own location: S3 ``<prefix>/replays/<name>``,
-    HDFS ``<base_path>/_replays/<name>``, search indices ``<prefix>-replay-<name>-*``. ``name`` is one safe segment, so it cannot escape the tap's base."""
+    HDFS ``<base_path>/_replays/<name>``, search indices ``<prefix>-replay-<name>-*``. ``name`` is one safe
+    segment, so it cannot escape the tap's base."""
     if not isinstance(name, str) or not REPLAY_NAME.match(name):
         raise ConfigurationError(
             f"target_name must be 1-64 letters, digits, '_' or '-' (starting with a letter or digit). Got {name!r}"

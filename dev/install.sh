@@ -24,4 +24,5 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 UV=$(command -v uv || echo "$PY -m uv")
 $UV sync --frozen --all-extras --python "$("$PY" -c 'import sys; print(sys.executable)')" -q
+bash dev/geoip/fetch.sh  # the DB-IP City Lite GeoIP database (CC BY 4.0) for the search target's tests and demo
 echo "environment ready: $(.venv/bin/python --version), airflow $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("apache-airflow"))')"
