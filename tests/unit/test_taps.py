@@ -10,6 +10,7 @@ from airflow_provider_logtap.taps import (
     HdfsEventTimeTarget,
     HdfsRawTarget,
     S3ArchiveTarget,
+    SearchTarget,
     TapConfigError,
     load_taps,
     parse_tap,
@@ -26,7 +27,12 @@ def tap(**overrides: Any) -> dict[str, Any]:
 
 def test_the_shipped_taps_file_is_valid() -> None:
     taps = load_taps(ROOT / "dags" / "logtap_taps.yaml")
-    assert {type(t.target) for t in taps} == {S3ArchiveTarget, HdfsRawTarget, HdfsEventTimeTarget}
+    assert {type(t.target) for t in taps} == {
+        S3ArchiveTarget,
+        HdfsRawTarget,
+        HdfsEventTimeTarget,
+        SearchTarget,
+    }
     assert len({t.group for t in taps}) == len(taps)
 
 
