@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import (
     Variable,
 )
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.triggers.base import BaseTrigger, TriggerEvent  # the same place in Airflow 2.x and 3.x
 
 try:  # Airflow 3: the Task SDK's timetables
     from airflow.sdk import CronDataIntervalTimetable
@@ -39,9 +40,11 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
+    "BaseTrigger",
     "Context",
     "CronDataIntervalTimetable",
     "Param",
+    "TriggerEvent",
     "TriggerRule",
     "Variable",
     "emit_asset_events",

@@ -207,7 +207,7 @@ def replay_params(taps: list[Tap]) -> dict[str, Param]:
             title="From",
             description="Where each partition's range starts.",
         ),
-        "from_offsets": Param({}, type="object", title="From offsets", description=offsets_help),
+        "from_offsets": Param(None, type=["null", "object"], title="From offsets", description=offsets_help),
         "from_timestamp": Param(
             None,
             type=["null", "string"],
@@ -224,7 +224,7 @@ def replay_params(taps: list[Tap]) -> dict[str, Param]:
             description="Where ranges end (exclusive): the high watermark now, offsets, a time, or the "
             "live tap's committed offsets (required to overwrite partitions).",
         ),
-        "to_offsets": Param({}, type="object", title="To offsets", description=offsets_help),
+        "to_offsets": Param(None, type=["null", "object"], title="To offsets", description=offsets_help),
         "to_timestamp": Param(
             None,
             type=["null", "string"],

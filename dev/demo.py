@@ -18,10 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
 
-from devstack import hdfs, kafka, loggen, s3  # noqa: E402
+from devstack import hdfs, kafka, loggen, opensearch, s3  # noqa: E402
 
 TOPIC, BUCKET = "weblogs", "logtap-archive"
-TAPS = ("weblogs_s3_archive", "weblogs_hdfs_raw", "weblogs_hdfs_by_event_time")  # as in dags/logtap_taps.yaml
+# As in dags/logtap_taps.yaml.
+TAPS = ("weblogs_s3_archive", "weblogs_hdfs_raw", "weblogs_hdfs_by_event_time", "weblogs_search")
 GROUP = "logtap-weblogs_s3_archive"
 
 
@@ -48,7 +49,7 @@ def run_dag(env: dict[str, str], dag_id: str) -> None:
     proc = airflow(env, "dags", "test", dag_id)
     for line in (proc.stdout + proc.stderr).splitlines():
         if any(
-            marker in line for marker in ("] s3: ", "] hdfs_raw: ", "] hdfs_event_time: ", "] run totals")
+            marker in line for marker in ("] s3: ", "] hdfs_raw: ", "] hdfs_event_time: ", "] search: ", "] run totals")
         ):
             print("   ", line.split("] ", 1)[1].split(" [airflow.")[0].strip())
     print(f"       DAG run succeeded in {time.monotonic() - started:.0f}s")
@@ -134,6 +135,36 @@ def show_hdfs(url: str, user: str, sent: dict[int, list[bytes]]) -> None:
     print(f"    {len(everything)} lines in all, {len(kafka_lines)} records in Kafka -> {same}")
 
 
+def show_search(url: str, sent: dict[int, list[bytes]]) -> None:
+    from opensearchpy import OpenSearch
+
+    client = OpenSearch(url)
+    client.indices.refresh(index="logtap-weblogs-*")
+    indexed = client.count(index="logtap-weblogs-2*")["count"]
+    step(
+        f"OpenSearch: {indexed} parsed, GeoIP-enriched documents ({sum(map(len, sent.values()))} records in Kafka)"
+    )
+    query = {
+        "size": 0,
+        "aggs": {
+            "top_countries": {"terms": {"field": "source.geo.country_name", "size": 5}},
+            "hits_per_day": {"date_histogram": {"field": "@timestamp", "calendar_interval": "day"}},
+            "errors": {"filter": {"range": {"http.response.status_code": {"gte": 500}}}},
+        },
+    }
+    print("    GET logtap-weblogs-*/_search")
+    print("    " + json.dumps(query))
+    answer = client.search(index="logtap-weblogs-2*", body=query)["aggregations"]
+    print("    top countries:")
+    for bucket in answer["top_countries"]["buckets"]:
+        print(f"      {bucket['key']:<20} {bucket['doc_count']:>6} hits")
+    print("    hits per day (the lines' own event time, UTC):")
+    for bucket in answer["hits_per_day"]["buckets"]:
+        print(f"      {bucket['key_as_string'][:10]}  {bucket['doc_count']:>6}")
+    print(f"    5xx responses: {answer['errors']['doc_count']}")
+    print("    (IP geolocation by DB-IP, https://db-ip.com, CC BY 4.0)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -146,7 +177,9 @@ def main() -> int:
     work.mkdir(parents=True)
     services = []
     try:
-        step("Starting Apache Kafka (KRaft, from Maven Central jars), an S3 server (moto) and HDFS")
+        step(
+            "Starting Apache Kafka (KRaft, from Maven Central jars), an S3 server (moto), HDFS and OpenSearch"
+        )
         k = kafka.start(work / "kafka")
         services.append(k)
         print(f"    Kafka at {k.info['bootstrap']} (pid {k.pid})")
@@ -156,6 +189,9 @@ def main() -> int:
         h = hdfs.start(work / "hdfs")
         services.append(h)
         print(f"    HDFS (MiniDFSCluster) with WebHDFS at {h.info['webhdfs_url']} (pid {h.pid})")
+        o = opensearch.start(work / "opensearch")
+        services.append(o)
+        print(f"    OpenSearch 2.19 at {o.info['url']} (pid {o.pid})")
 
         import boto3
 
@@ -204,6 +240,10 @@ def main() -> int:
                     "login": h.info["user"],
                 }
             ),
+            "AIRFLOW_CONN_OPENSEARCH_DEFAULT": json.dumps(
+                {"conn_type": "opensearch", "host": "127.0.0.1", "port": o.ports["http"]}
+            ),
+            "LOGTAP_GEOIP_DB": str(ROOT / "dev" / ".cache" / "geoip" / "dbip-city-lite-2023-04.mmdb"),
             "PYTHONWARNINGS": "ignore",
         }
         airflow(env, "db", "migrate")
@@ -218,6 +258,7 @@ def main() -> int:
             run_dag(env, f"logtap_{tap}")
         show(s3_client, k.info["bootstrap"], sent)
         show_hdfs(h.info["webhdfs_url"], h.info["user"], sent)
+        show_search(o.info["url"], sent)
         if args.keep:
             step("Services left running")
             print(

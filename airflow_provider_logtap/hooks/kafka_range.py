@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 from airflow_provider_logtap.compat import kafka_client_config
 from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap.core.conditions import PartitionLag, PartitionProgress
 from airflow_provider_logtap.core.ranges import (
     EndSpec,
     OffsetRange,
@@ -130,3 +131,13 @@ class KafkaRangeHook(KafkaBaseHook):
         options.setdefault("report", self.log.info)
         with self.consumer(None) as consumer:
             yield from reader.read_range(consumer, rng, **options)
+
+    def lag(self, group_id: str, topic: str, oldest: bool = True) -> list[PartitionLag]:
+        """The group's lag per partition (and the oldest unconsumed record's Kafka timestamp)."""
+        with self.consumer(group_id) as consumer:
+            return offsets.group_lag(self.admin(), consumer, topic=topic, oldest=oldest)
+
+    def progress_after(self, topic: str, after_ms: int) -> list[PartitionProgress]:
+        """Per partition: a record at or after ``after_ms`` yet, empty, last record's timestamp."""
+        with self.consumer(None) as consumer:
+            return offsets.progress_after(self.admin(), consumer, topic=topic, after_ms=after_ms)

@@ -12,6 +12,7 @@ from confluent_kafka import OFFSET_INVALID, IsolationLevel, KafkaError, KafkaExc
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from airflow_provider_logtap.core.claims import Claim
+from airflow_provider_logtap.core.conditions import PartitionLag, PartitionProgress
 from airflow_provider_logtap.core.ranges import EndSpec, PartitionState, StartSpec
 from airflow_provider_logtap.errors import ConfigurationError, LogtapError
 
@@ -212,3 +213,68 @@ def observe(
         for p in chosen
     ]
     return states, committed
+
+
+def record_timestamp(
+    consumer: Any, topic: str, partition: int, offset: int, timeout: float = 10.0
+) -> int | None:
+    """The Kafka timestamp (ms) of the first record at or after ``offset`` (``None``: none within ``timeout``)."""
+    consumer.assign([TopicPartition(topic, partition, offset)])
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    return None
+                continue
+            return int(message.timestamp()[1])
+        return None
+    finally:
+        consumer.unassign()
+
+
+def group_lag(
+    admin: AdminClient, consumer: Any, *, topic: str, oldest: bool = True, timeout: float = 30.0
+) -> list[PartitionLag]:
+    """Lag of the consumer's group on every partition of ``topic``, with the oldest unconsumed record's time."""
+    partitions = partitions_of(admin, topic, timeout)
+    marks = watermarks(admin, topic, partitions, timeout=timeout)
+    committed = committed_offsets(consumer, topic, partitions, timeout)
+    out = []
+    for p in partitions:
+        low, high = marks[p]
+        lag = PartitionLag(partition=p, committed=committed[p].offset, log_start=low, end=high)
+        if oldest and lag.lag:
+            lag = PartitionLag(
+                partition=p,
+                committed=lag.committed,
+                log_start=low,
+                end=high,
+                oldest_unconsumed_ms=record_timestamp(consumer, topic, p, lag.position),
+            )
+        out.append(lag)
+    return out
+
+
+def progress_after(
+    admin: AdminClient, consumer: Any, *, topic: str, after_ms: int, timeout: float = 30.0
+) -> list[PartitionProgress]:
+    """Per partition: is there a record stamped at or after ``after_ms``, is the partition empty, and when was
+    its last record stamped."""
+    partitions = partitions_of(admin, topic, timeout)
+    marks = watermarks(admin, topic, partitions, timeout=timeout)
+    found = offsets_for_time(admin, topic, partitions, after_ms, timeout=timeout)
+    out = []
+    for p in partitions:
+        low, high = marks[p]
+        empty = high <= low
+        last = None if empty or found[p] is not None else record_timestamp(consumer, topic, p, high - 1)
+        out.append(
+            PartitionProgress(
+                partition=p, has_record_at_or_after=found[p] is not None, empty=empty, last_record_ms=last
+            )
+        )
+    return out
