@@ -49,4 +49,16 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "logtap",
+                "python-modules": ["airflow_provider_logtap.sensors.kafka"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "logtap",
+                "python-modules": ["airflow_provider_logtap.triggers.kafka"],
+            }
+        ],
     }

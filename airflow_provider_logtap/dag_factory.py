@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,21 @@ from typing import Any
 from airflow_provider_logtap.compat import DAG, Asset, CronDataIntervalTimetable, Param, Variable
 from airflow_provider_logtap.operators.commit import KafkaCommitRangesOperator
 from airflow_provider_logtap.operators.hdfs import KafkaToHdfsEventTimeOperator, KafkaToHdfsRawOperator
+from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
 from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator, KafkaPlanRangesOperator
 from airflow_provider_logtap.operators.replay import KafkaReplayFinishOperator, KafkaReplayPlanOperator
 from airflow_provider_logtap.operators.s3 import KafkaToS3ArchiveOperator
 from airflow_provider_logtap.operators.search import KafkaToSearchOperator
 from airflow_provider_logtap.operators.target import KafkaToTargetOperator
+from airflow_provider_logtap.sensors.kafka import (
+    KafkaBacklogSensor,
+    KafkaIntervalCompleteSensor,
+    KafkaRetentionRiskCheckOperator,
+)
 from airflow_provider_logtap.taps import (
     DEFAULT_START,
     TAPS_FILE_ENV,
+    HdfsEventTimeTarget,
     HdfsRawTarget,
     S3ArchiveTarget,
     SearchTarget,
@@ -32,65 +40,33 @@ PARTITION_LABEL = (
 )
 
 
+LOAD_OPERATORS: dict[type, type[KafkaRangeLoadOperator]] = {
+    S3ArchiveTarget: KafkaToS3ArchiveOperator,
+    HdfsRawTarget: KafkaToHdfsRawOperator,
+    HdfsEventTimeTarget: KafkaToHdfsEventTimeOperator,
+    SearchTarget: KafkaToSearchOperator,
+}
+
+
 def _load_operator(tap: Tap) -> Any:
-    """The load operator of a tap's target, partially applied (``.expand(offset_range=...)`` follows)."""
-    common: dict[str, Any] = {
-        "task_id": "load",
-        "group_id": tap.group if tap.mode == "group" else None,
-        "on_data_loss": tap.on_data_loss,
-        "kafka_config_id": tap.kafka_conn_id,
-        "map_index_template": PARTITION_LABEL,
-        "outlets": [Asset(uri=f"{tap.target.asset_uri}/{tap.topic}", name=f"logtap_{tap.name}")],
-    }
+    """The load operator of a tap's target, partially applied (``.expand(offset_range=...)`` follows): its
+    parameters are the target's settings, by name."""
     target = tap.target
-    if isinstance(target, S3ArchiveTarget):
-        return KafkaToS3ArchiveOperator.partial(
-            **common,
-            bucket=target.bucket,
-            prefix=target.prefix,
-            aws_conn_id=target.aws_conn_id,
-            compression=target.compression,
-            compression_level=target.compression_level,
-            max_records_per_object=target.max_records_per_object,
-            max_bytes_per_object=target.max_bytes_per_object,
-        )
-    if isinstance(target, HdfsRawTarget):
-        return KafkaToHdfsRawOperator.partial(
-            **common,
-            base_path=target.base_path,
-            webhdfs_conn_id=target.webhdfs_conn_id,
-            proxy_user=target.proxy_user,
-            compression=target.compression,
-            compression_level=target.compression_level,
-            max_records_per_file=target.max_records_per_file,
-            max_bytes_per_file=target.max_bytes_per_file,
-        )
-    if isinstance(target, SearchTarget):
-        return KafkaToSearchOperator.partial(
-            **common,
-            search_conn_id=target.search_conn_id,
-            index_prefix=target.index_prefix,
-            index_date_format=target.index_date_format,
-            log_format=target.log_format,
-            date_format=target.date_format,
-            assume_zone=target.assume_zone,
-            geoip_database=target.geoip_database,
-            max_bad_ratio=target.max_bad_ratio,
-            bulk_docs=target.bulk_docs or 5000,
-        )
-    return KafkaToHdfsEventTimeOperator.partial(
-        **common,
-        base_path=target.base_path,
-        webhdfs_conn_id=target.webhdfs_conn_id,
-        proxy_user=target.proxy_user,
-        compression=target.compression,
-        timestamp_regex=target.timestamp_regex,
-        date_format=target.date_format,
-        assume_zone=target.assume_zone,
-        partition_template=target.partition_template,
-        partition_zone=target.partition_zone,
-        max_bad_ratio=target.max_bad_ratio,
+    return LOAD_OPERATORS[type(target)].partial(
+        task_id="load",
+        group_id=tap.group if tap.mode == "group" else None,
+        on_data_loss=tap.on_data_loss,
+        kafka_config_id=tap.kafka_conn_id,
+        map_index_template=PARTITION_LABEL,
+        outlets=[Asset(uri=f"{target.asset_uri}/{tap.topic}", name=f"logtap_{tap.name}")],
+        **{f.name: getattr(target, f.name) for f in fields(target)},
     )
+
+
+def _sensor_mode(tap: Tap) -> dict[str, Any]:
+    if tap.sensor_mode == "deferrable":
+        return {"deferrable": True}
+    return {"deferrable": False, "mode": tap.sensor_mode}
 
 
 def incremental_dag(tap: Tap) -> DAG:
@@ -113,6 +89,25 @@ def incremental_dag(tap: Tap) -> DAG:
             "partition, **commit** the group's offsets only after every load succeeded."
         ),
     ) as dag:
+        wait = KafkaBacklogSensor(
+            task_id="wait_for_backlog",
+            topic=tap.topic,
+            group_id=tap.group,
+            min_records=tap.min_backlog,
+            max_age=tap.max_backlog_age_seconds,
+            kafka_config_id=tap.kafka_conn_id,
+            **_sensor_mode(tap),
+            timeout=tap.wait_timeout_seconds,
+            soft_fail=True,  # nothing new to load within the timeout: this run is skipped, not failed
+        )
+        KafkaRetentionRiskCheckOperator(
+            task_id="retention_risk",
+            topic=tap.topic,
+            group_id=tap.group,
+            min_headroom=tap.retention_headroom,
+            fail=tap.retention_fail,
+            kafka_config_id=tap.kafka_conn_id,
+        )
         plan = KafkaPlanRangesOperator(
             task_id="plan",
             topic=tap.topic,
@@ -123,6 +118,7 @@ def incremental_dag(tap: Tap) -> DAG:
             on_data_loss=tap.on_data_loss,
             kafka_config_id=tap.kafka_conn_id,
         )
+        wait >> plan
         load = _load_operator(tap).expand(offset_range=plan.output)
         KafkaCommitRangesOperator(
             task_id="commit",
@@ -155,12 +151,22 @@ def interval_dag(tap: Tap) -> DAG:
             "the recorded plan."
         ),
     ) as dag:
+        wait = KafkaIntervalCompleteSensor(
+            task_id="wait_for_completeness",
+            topic=tap.topic,
+            lateness=tap.lateness_seconds,
+            idle_grace=tap.idle_grace_seconds,
+            kafka_config_id=tap.kafka_conn_id,
+            **_sensor_mode(tap),
+            timeout=tap.completeness_timeout_seconds,
+        )
         plan = KafkaPlanIntervalOperator(
             task_id="plan",
             topic=tap.topic,
             on_data_loss=tap.on_data_loss,
             kafka_config_id=tap.kafka_conn_id,
         )
+        wait >> plan
         _load_operator(tap).expand(offset_range=plan.output)
     return dag
 

@@ -241,6 +241,15 @@ class Tap:
     on_data_loss: str = "fail"
     max_records_per_run: int | None = None
     catchup: bool = False
+    sensor_mode: str = "deferrable"
+    min_backlog: int = 1
+    max_backlog_age_seconds: int | None = None
+    wait_timeout_seconds: int = 600
+    lateness_seconds: int = 0
+    idle_grace_seconds: int | None = 600
+    completeness_timeout_seconds: int = 7200
+    retention_headroom: int = 100_000
+    retention_fail: bool = False
     retries: int = 2
     retry_delay_seconds: int = 30
     tags: tuple[str, ...] = field(default_factory=tuple)
@@ -341,7 +350,20 @@ def _target(tap: str, raw: Any) -> Target:
 
 
 MODES = ("group", "interval")
+SENSOR_MODES = ("deferrable", "reschedule", "poke")
+SENSOR_KEYS = {
+    "sensor_mode": str,
+    "min_backlog": int,
+    "max_backlog_age_seconds": int,
+    "wait_timeout_seconds": int,
+    "lateness_seconds": int,
+    "idle_grace_seconds": int,
+    "completeness_timeout_seconds": int,
+    "retention_headroom": int,
+    "retention_fail": bool,
+}
 TAP_KEYS = {
+    *SENSOR_KEYS,
     "mode",
     "catchup",
     "name",
@@ -358,6 +380,15 @@ TAP_KEYS = {
     "retry_delay_seconds",
     "tags",
 }
+
+
+def _schedule(tap: str, raw: Mapping[str, Any]) -> str | None:
+    """The tap's schedule: a cron expression or preset; ``null`` for none (runs only when triggered)."""
+    if "schedule" not in raw:
+        return "*/15 * * * *"
+    if raw["schedule"] is None:
+        return None
+    return str(_get(tap, raw, "schedule", str, fix='set schedule to a cron like "*/15 * * * *", or null'))
 
 
 def _positive_setting(tap: str, key: str, raw: Mapping[str, Any]) -> int | None:
@@ -413,6 +444,15 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
             "must be a cron schedule in interval mode (each run loads its data interval)",
             'set schedule to e.g. "@hourly" or "0 * * * *"',
         )
+    sensor_mode = _get(name, merged, "sensor_mode", str, "deferrable")
+    if sensor_mode not in SENSOR_MODES:
+        raise TapConfigError(
+            name,
+            "sensor_mode",
+            f"must be one of {set(SENSOR_MODES)}, not {sensor_mode!r}",
+            "deferrable waits in the triggerer (no worker slot; needs `airflow triggerer`), reschedule frees the "
+            "slot between checks, poke holds it",
+        )
     initial = _get(name, merged, "initial", str, "earliest")
     if initial not in INITIAL:
         raise TapConfigError(
@@ -450,10 +490,11 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
         target=_target(name, merged.get("target")),
         group_id=group_id,
         kafka_conn_id=_get(name, merged, "kafka_conn_id", str, "kafka_default"),
-        schedule=_get(name, merged, "schedule", str, "*/15 * * * *"),
+        schedule=_schedule(name, merged),
         start_date=start_date or DEFAULT_START,
         mode=mode,
         catchup=_get(name, merged, "catchup", bool, False),
+        **{key: _get(name, merged, key, kind, getattr(Tap, key)) for key, kind in SENSOR_KEYS.items()},
         initial=initial,
         on_data_loss=on_loss,
         max_records_per_run=_positive_setting(name, "max_records_per_run", merged),

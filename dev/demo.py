@@ -49,7 +49,8 @@ def run_dag(env: dict[str, str], dag_id: str) -> None:
     proc = airflow(env, "dags", "test", dag_id)
     for line in (proc.stdout + proc.stderr).splitlines():
         if any(
-            marker in line for marker in ("] s3: ", "] hdfs_raw: ", "] hdfs_event_time: ", "] search: ", "] run totals")
+            marker in line
+            for marker in ("] s3: ", "] hdfs_raw: ", "] hdfs_event_time: ", "] search: ", "] run totals")
         ):
             print("   ", line.split("] ", 1)[1].split(" [airflow.")[0].strip())
     print(f"       DAG run succeeded in {time.monotonic() - started:.0f}s")

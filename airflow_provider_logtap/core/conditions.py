@@ -118,7 +118,7 @@ def completeness(progress: Iterable[PartitionProgress], *, now_ms: int, idle_gra
     if waiting:
         return Verdict(
             False,
-            f"partitions {sorted(waiting, key=int)} have no record at or after the interval end "
+            f"partitions {sorted(int(p) for p in waiting)} have no record at or after the interval end "
             "plus lateness yet, and are not idle",
             {"partitions": states},
         )
@@ -138,6 +138,8 @@ def retention_risk(lags: Sequence[PartitionLag], *, min_headroom: int) -> Verdic
             risky[str(p.partition)] = f"{p.position - p.log_start} records of headroom before the log start"
     if risky:
         return Verdict(
-            True, f"retention risk on partitions {sorted(risky, key=int)}: {risky}", {"partitions": risky}
+            True,
+            f"retention risk on partitions {sorted(int(p) for p in risky)}: {risky}",
+            {"partitions": risky},
         )
     return Verdict(False, "no partition is close to its log start", {"partitions": {}})

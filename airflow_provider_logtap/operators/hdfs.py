@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_logtap.compat import Context, run_identity
 from airflow_provider_logtap.core import naming
 from airflow_provider_logtap.core.eventtime import APACHE_REGEX, TimeFormat
 from airflow_provider_logtap.core.partitions import DEFAULT_TEMPLATE, PartitionTemplate
 from airflow_provider_logtap.operators._templating import check_unless_templated
 from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
 from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES, ArchiveFormat
-from airflow_provider_logtap.sinks.base import Sink
 from airflow_provider_logtap.taps import HdfsEventTimeTarget, HdfsRawTarget
-from airflow_provider_logtap.targets import build_sink
 
 
 class KafkaToHdfsRawOperator(KafkaRangeLoadOperator):
@@ -32,6 +29,7 @@ class KafkaToHdfsRawOperator(KafkaRangeLoadOperator):
     """
 
     template_fields: Sequence[str] = (*KafkaRangeLoadOperator.template_fields, "base_path")
+    target_type = HdfsRawTarget
 
     def __init__(
         self,
@@ -49,25 +47,17 @@ class KafkaToHdfsRawOperator(KafkaRangeLoadOperator):
         self.base_path = base_path
         self.webhdfs_conn_id = webhdfs_conn_id
         self.proxy_user = proxy_user
-        self.archive_format = ArchiveFormat(
+        self.compression = compression
+        self.compression_level = compression_level
+        self.max_records_per_file = max_records_per_file
+        self.max_bytes_per_file = max_bytes_per_file
+        ArchiveFormat(
             compression=compression,
             level=compression_level,
             max_records=max_records_per_file,
             max_bytes=max_bytes_per_file,
         )
         check_unless_templated(base_path, naming.clean_base)
-
-    def make_sink(self, context: Context) -> Sink:
-        target = HdfsRawTarget(
-            base_path=self.base_path,
-            webhdfs_conn_id=self.webhdfs_conn_id,
-            proxy_user=self.proxy_user,
-            compression=self.archive_format.compression,
-            compression_level=self.archive_format.level,
-            max_records_per_file=self.archive_format.max_records,
-            max_bytes_per_file=self.archive_format.max_bytes,
-        )
-        return build_sink(target, run=run_identity(context))
 
 
 class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
@@ -100,6 +90,7 @@ class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
         "date_format",
         "partition_template",
     )
+    target_type = HdfsEventTimeTarget
 
     def __init__(
         self,
@@ -131,18 +122,3 @@ class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
         check_unless_templated(timestamp_regex, lambda r: TimeFormat(regex=r))
         check_unless_templated(date_format, lambda f: TimeFormat(date_format=f))
         check_unless_templated(partition_template, lambda t: PartitionTemplate(t, partition_zone))
-
-    def make_sink(self, context: Context) -> Sink:
-        target = HdfsEventTimeTarget(
-            base_path=self.base_path,
-            webhdfs_conn_id=self.webhdfs_conn_id,
-            proxy_user=self.proxy_user,
-            compression=self.compression,
-            timestamp_regex=self.timestamp_regex,
-            date_format=self.date_format,
-            assume_zone=self.assume_zone,
-            partition_template=self.partition_template,
-            partition_zone=self.partition_zone,
-            max_bad_ratio=self.max_bad_ratio,
-        )
-        return build_sink(target, run=run_identity(context))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import fields
+from typing import Any, ClassVar
 
 from airflow_provider_logtap.compat import (
     AirflowSkipException,
@@ -17,8 +18,11 @@ from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, OffsetRange
 from airflow_provider_logtap.errors import one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.kafka.reader import DEFAULT_BATCH_SIZE
+from airflow_provider_logtap.metrics import incr
 from airflow_provider_logtap.operators._templating import check_unless_templated
 from airflow_provider_logtap.sinks.base import Sink, WriteResult
+from airflow_provider_logtap.taps import Target
+from airflow_provider_logtap.targets import build_sink
 
 
 class KafkaRangeLoadOperator(BaseOperator):
@@ -57,8 +61,17 @@ class KafkaRangeLoadOperator(BaseOperator):
         check_unless_templated(offset_range, OffsetRange.from_dict)
         check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
 
+    #: The target type a subclass loads into; its fields are the subclass's parameters of the same names.
+    target_type: ClassVar[type[Target] | None] = None
+
+    def target(self) -> Target:
+        """The target of this load, from the operator's (rendered) parameters named as the target's fields."""
+        if self.target_type is None:
+            raise NotImplementedError(f"{type(self).__name__} names no target_type")
+        return self.target_type(**{f.name: getattr(self, f.name) for f in fields(self.target_type)})
+
     def make_sink(self, context: Context) -> Sink:
-        raise NotImplementedError
+        return build_sink(self.target(), run=run_identity(context))
 
     def execute(self, context: Context) -> dict[str, Any]:
         rng = OffsetRange.from_dict(self.offset_range)
@@ -81,6 +94,12 @@ class KafkaRangeLoadOperator(BaseOperator):
         self.log.info(result.summary())
         if result.partitions:
             self.log.info("event-time partitions written: %s", ", ".join(result.partitions))
+        tags = {"topic": rng.topic, "partition": rng.partition, "sink": result.sink}
+        incr("records", result.records, **tags)
+        incr("bytes", result.bytes_in, **tags)
+        incr("written", result.written, **tags)
+        incr("dead_letters", result.dead_letters, **tags)
+        incr("lost", sum(r.size for r in result.lost), **tags)
         emit_asset_events(
             context,
             self.outlets,

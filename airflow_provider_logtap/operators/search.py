@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_logtap.compat import Context, run_identity
 from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
-from airflow_provider_logtap.sinks.base import Sink
 from airflow_provider_logtap.taps import SearchTarget
-from airflow_provider_logtap.targets import build_sink
 
 
 class KafkaToSearchOperator(KafkaRangeLoadOperator):
@@ -34,6 +31,7 @@ class KafkaToSearchOperator(KafkaRangeLoadOperator):
     """
 
     template_fields: Sequence[str] = (*KafkaRangeLoadOperator.template_fields, "index_prefix")
+    target_type = SearchTarget
 
     def __init__(
         self,
@@ -59,17 +57,3 @@ class KafkaToSearchOperator(KafkaRangeLoadOperator):
         self.geoip_database = geoip_database
         self.max_bad_ratio = max_bad_ratio
         self.bulk_docs = bulk_docs
-
-    def make_sink(self, context: Context) -> Sink:
-        target = SearchTarget(
-            search_conn_id=self.search_conn_id,
-            index_prefix=self.index_prefix,
-            index_date_format=self.index_date_format,
-            log_format=self.log_format,
-            date_format=self.date_format,
-            assume_zone=self.assume_zone,
-            geoip_database=self.geoip_database,
-            max_bad_ratio=self.max_bad_ratio,
-            bulk_docs=self.bulk_docs,
-        )
-        return build_sink(target, run=run_identity(context))

@@ -66,3 +66,24 @@ def wait_for_backfills(airflow: AirflowEnv, dag_id: str, timeout: float = 600) -
             return found
         time.sleep(3)
     raise AssertionError(f"{dag_id}: backfills {found} not completed after {timeout}s")
+
+
+def task_state(airflow: AirflowEnv, dag_id: str, run_id: str, task_id: str) -> str | None:
+    found = airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+    return None if found is None else found.get("state")
+
+
+def wait_for_task_state(
+    airflow: AirflowEnv, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float = 180
+) -> str:
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        try:
+            state = task_state(airflow, dag_id, run_id, task_id)
+        except urllib.error.HTTPError:
+            state = None
+        if state in states:
+            return str(state)
+        time.sleep(1)
+    raise AssertionError(f"{dag_id} {run_id} {task_id}: {state} after {timeout}s, not one of {states}")

@@ -26,7 +26,14 @@ def test_shipped_dags_import_cleanly() -> None:
     assert replay.params["tap"] == taps[0]["name"]
     for dag_id in set(bag.dag_ids) - {"logtap_replay"}:
         dag = bag.dags[dag_id]
-        assert {t.task_id for t in dag.tasks} == {"plan", "load", "commit"}
+        assert {t.task_id for t in dag.tasks} == {
+            "wait_for_backlog",
+            "retention_risk",
+            "plan",
+            "load",
+            "commit",
+        }
+        assert dag.get_task("wait_for_backlog").deferrable
         assert dag.max_active_runs == 1
 
 
@@ -68,5 +75,5 @@ def test_interval_mode_taps_get_a_data_interval_timetable(
     bag = dagbag()
     assert bag.import_errors == {}
     dag = bag.dags["logtap_hourly"]
-    assert {t.task_id for t in dag.tasks} == {"plan", "load"}
+    assert {t.task_id for t in dag.tasks} == {"wait_for_completeness", "plan", "load"}
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"

@@ -42,6 +42,12 @@ def test_defaults() -> None:
     assert t.target == S3ArchiveTarget(bucket="b")
 
 
+def test_schedule_null_means_no_schedule() -> None:
+    assert parse_tap(tap(schedule=None)).schedule is None
+    assert parse_tap(tap()).schedule == "*/15 * * * *"
+    assert parse_tap(tap(schedule="@hourly")).schedule == "@hourly"
+
+
 def test_event_time_target() -> None:
     t = parse_tap(
         tap(

@@ -1,0 +1,146 @@
+"""The sensors' checks and the deferrable trigger against a real broker: backlog, completeness with idle and
+empty partitions, the trigger firing, staying off the event loop, and being cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+from kafka_helpers import create_topic, produce
+
+from airflow_provider_logtap.sensors.checks import check
+from airflow_provider_logtap.triggers.kafka import KafkaConditionTrigger
+
+NOW = int(time.time() * 1000)
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def hook(airflow_connections: None):  # type: ignore[no-untyped-def]
+    from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
+
+    return KafkaRangeHook()
+
+
+def test_backlog_by_records_and_by_age(hook: Any, kafka_bootstrap: str, topic_name: str) -> None:
+    create_topic(kafka_bootstrap, topic_name, partitions=2)
+    produce(kafka_bootstrap, topic_name, 0, [b"old"] * 5, [NOW - 2 * HOUR] * 5)
+    produce(kafka_bootstrap, topic_name, 1, [b"new"] * 3)
+    group = f"g-{topic_name}"
+    hook.commit(group, topic_name, {0: (2, ""), 1: (0, "")})
+    params = {"topic": topic_name, "group_id": group, "kafka_config_id": "kafka_default"}
+    waiting = check("backlog", {**params, "min_records": 10})
+    assert not waiting.ready and waiting.details["per_partition"] == {"0": 3, "1": 3}
+    assert check("backlog", {**params, "min_records": 6}).ready
+    by_age = check("backlog", {**params, "min_records": 100, "max_age_seconds": 3600})
+    assert by_age.ready and by_age.details["oldest_age_ms"] >= 2 * HOUR - 60_000
+
+
+def test_completeness_with_an_idle_and_an_empty_partition(
+    hook: Any, kafka_bootstrap: str, topic_name: str
+) -> None:
+    create_topic(kafka_bootstrap, topic_name, partitions=3)
+    produce(kafka_bootstrap, topic_name, 0, [b"a", b"b"], [NOW - HOUR, NOW])  # past the interval end
+    produce(
+        kafka_bootstrap, topic_name, 1, [b"c"], [NOW - 3 * HOUR]
+    )  # idle for 3 hours; partition 2 is empty
+    params = {"topic": topic_name, "after_ms": NOW - 30 * 60_000, "kafka_config_id": "kafka_default"}
+    verdict = check("completeness", {**params, "idle_grace_seconds": 3600})
+    assert verdict.ready
+    assert verdict.details["partitions"] == {
+        "0": "complete",
+        "1": verdict.details["partitions"]["1"],
+        "2": "empty",
+    }
+    assert verdict.details["partitions"]["1"].startswith("idle for")
+    not_yet = check("completeness", {**params, "idle_grace_seconds": 5 * 3600})
+    assert not not_yet.ready and "[1]" in not_yet.reason
+
+
+async def _run_until_event(trigger: KafkaConditionTrigger, timeout: float) -> tuple[dict[str, Any], float]:
+    """The trigger's event, and the longest the event loop was blocked meanwhile."""
+    worst = 0.0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal worst
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+            now = time.monotonic()
+            worst = max(worst, now - last - 0.05)
+            last = now
+
+    tick = asyncio.create_task(ticker())
+    try:
+        async with asyncio.timeout(timeout):
+            async for event in trigger.run():
+                return event.payload, worst
+    finally:
+        stop.set()
+        await tick
+    raise AssertionError("the trigger ended without an event")
+
+
+def test_trigger_fires_once_the_condition_holds_without_blocking_the_loop(
+    airflow_connections: None, kafka_bootstrap: str, topic_name: str
+) -> None:
+    create_topic(kafka_bootstrap, topic_name)
+    trigger = KafkaConditionTrigger(
+        "backlog",
+        {
+            "topic": topic_name,
+            "group_id": f"g-{topic_name}",
+            "min_records": 5,
+            "kafka_config_id": "kafka_default",
+        },
+        poll_interval=0.5,
+    )
+    assert trigger.serialize() == (
+        "airflow_provider_logtap.triggers.kafka.KafkaConditionTrigger",
+        {"condition": "backlog", "params": trigger.params, "poll_interval": 0.5},
+    )
+    threading.Timer(2.0, lambda: produce(kafka_bootstrap, topic_name, 0, [b"x"] * 5)).start()
+    began = time.monotonic()
+    payload, blocked = asyncio.run(_run_until_event(trigger, timeout=60))
+    assert payload["status"] == "success" and payload["details"]["lag"] == 5
+    assert time.monotonic() - began >= 2.0
+    assert blocked < 0.5, f"the event loop was blocked for {blocked:.2f}s"
+
+
+def test_a_cancelled_trigger_stops_and_cleans_up(
+    airflow_connections: None, kafka_bootstrap: str, topic_name: str
+) -> None:
+    create_topic(kafka_bootstrap, topic_name)
+    trigger = KafkaConditionTrigger(
+        "backlog",
+        {
+            "topic": topic_name,
+            "group_id": f"g-{topic_name}",
+            "min_records": 10**9,
+            "kafka_config_id": "kafka_default",
+        },
+        poll_interval=0.3,
+    )
+
+    async def cancel_soon() -> tuple[str, float]:
+        async def consume() -> None:
+            async for _ in trigger.run():
+                raise AssertionError("the condition cannot hold")
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(2)  # a few checks went by
+        began = time.monotonic()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            await trigger.cleanup()
+            return "cancelled", time.monotonic() - began
+        return "finished", time.monotonic() - began
+
+    outcome, took = asyncio.run(cancel_soon())
+    assert outcome == "cancelled" and took < 5, (outcome, took)
