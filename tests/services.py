@@ -1,15 +1,17 @@
 """Session-wide real services for the integration and system tests, started by the dev stack.
 
-Set ``LOGTAP_KAFKA_BOOTSTRAP`` / ``LOGTAP_S3_ENDPOINT`` to use servers that are already running (their
-owner stops them); otherwise each is started on free ports and stopped by its PID at the end of the session.
+Set ``LOGTAP_KAFKA_BOOTSTRAP``, ``LOGTAP_S3_ENDPOINT``, ``LOGTAP_WEBHDFS_URL``, ``LOGTAP_OPENSEARCH_URL`` or
+``LOGTAP_ELASTICSEARCH_URL`` to use servers that are already running (their owner stops them); otherwise each
+is started on free ports, checked to be alive at the end, and stopped by its PID.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,33 +23,33 @@ def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("services")
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(services_dir: Path) -> Iterator[str]:
-    if env := os.environ.get("LOGTAP_KAFKA_BOOTSTRAP"):
-        yield env
+def _served(env: str, start: Callable[[], Any], key: str) -> Iterator[str]:
+    """``$env`` if set, else ``info[key]`` of a service started here (stopped, and checked alive, at the end)."""
+    if value := os.environ.get(env):
+        yield value
         return
-    from devstack import kafka
-
-    service = kafka.start(services_dir / "kafka")
+    service = start()
     try:
-        yield service.info["bootstrap"]
-        assert service.alive(), f"Kafka (pid {service.pid}) died during the tests:\n{service.log_tail()}"
+        yield service.info[key]
+        assert service.alive(), (
+            f"{service.name} (pid {service.pid}) died during the tests:\n{service.log_tail()}"
+        )
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services_dir: Path) -> Iterator[str]:
+    from devstack import kafka
+
+    yield from _served("LOGTAP_KAFKA_BOOTSTRAP", lambda: kafka.start(services_dir / "kafka"), "bootstrap")
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint(services_dir: Path) -> Iterator[str]:
-    if env := os.environ.get("LOGTAP_S3_ENDPOINT"):
-        yield env
-        return
     from devstack import s3
 
-    service = s3.start(services_dir / "s3")
-    try:
-        yield service.info["endpoint_url"]
-    finally:
-        service.stop()
+    yield from _served("LOGTAP_S3_ENDPOINT", lambda: s3.start(services_dir / "s3"), "endpoint_url")
 
 
 @pytest.fixture(scope="session")
@@ -139,31 +141,17 @@ def airflow_connections(
 @pytest.fixture(scope="session")
 def opensearch_url(services_dir: Path) -> Iterator[str]:
     """A real OpenSearch 2.19 node (``LOGTAP_OPENSEARCH_URL`` to reuse one)."""
-    if env := os.environ.get("LOGTAP_OPENSEARCH_URL"):
-        yield env
-        return
     from devstack import opensearch
 
-    service = opensearch.start(services_dir / "opensearch")
-    try:
-        yield service.info["url"]
-    finally:
-        service.stop()
+    yield from _served("LOGTAP_OPENSEARCH_URL", lambda: opensearch.start(services_dir / "opensearch"), "url")
 
 
 @pytest.fixture(scope="session")
 def elasticsearch_url(services_dir: Path) -> Iterator[str]:
     """The Elasticsearch API of noida-db (no Elasticsearch server can be installed here; see dev/README.md)."""
-    if env := os.environ.get("LOGTAP_ELASTICSEARCH_URL"):
-        yield env
-        return
     from devstack import noida
 
-    service = noida.start(services_dir / "noida")
-    try:
-        yield service.info["url"]
-    finally:
-        service.stop()
+    yield from _served("LOGTAP_ELASTICSEARCH_URL", lambda: noida.start(services_dir / "noida"), "url")
 
 
 @pytest.fixture(scope="session")
