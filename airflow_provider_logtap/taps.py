@@ -20,7 +20,7 @@ Validation names the tap, the field and the fix.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -295,6 +295,17 @@ def _get(
     return value
 
 
+def _choice(
+    tap: str, raw: Mapping[str, Any], key: str, choices: Sequence[str], default: str, fix: str
+) -> str:
+    value: str = _get(tap, raw, key, str, default)
+    if value not in choices:
+        raise TapConfigError(
+            tap, key, f"must be one of {{{', '.join(map(repr, choices))}}}. Got {value!r}", fix
+        )
+    return value
+
+
 def _target(tap: str, raw: Any) -> Target:
     if not isinstance(raw, Mapping):
         raise TapConfigError(
@@ -305,7 +316,7 @@ def _target(tap: str, raw: Any) -> Target:
         raise TapConfigError(
             tap,
             "target.type",
-            f"must be one of {set(TARGET_TYPES)}, not {kind!r}",
+            f"must be one of {{{', '.join(map(repr, TARGET_TYPES))}}}. Got {kind!r}",
             f"set target.type to one of {', '.join(TARGET_TYPES)}",
         )
     cls = TARGETS[kind]
@@ -429,14 +440,14 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
         _check_topic(topic)
     except ConfigurationError as exc:
         raise TapConfigError(name, "topic", str(exc), "use the topic's exact name") from None
-    mode = _get(name, merged, "mode", str, "group")
-    if mode not in MODES:
-        raise TapConfigError(
-            name,
-            "mode",
-            f"must be one of {set(MODES)}, not {mode!r}",
-            "group loads from the committed offsets; interval loads each run's data interval by Kafka time",
-        )
+    mode = _choice(
+        name,
+        merged,
+        "mode",
+        MODES,
+        "group",
+        "group loads from the committed offsets; interval loads each run's data interval by Kafka time",
+    )
     if mode == "interval" and merged.get("schedule", "") is None:
         raise TapConfigError(
             name,
@@ -444,31 +455,32 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
             "must be a cron schedule in interval mode (each run loads its data interval)",
             'set schedule to e.g. "@hourly" or "0 * * * *"',
         )
-    sensor_mode = _get(name, merged, "sensor_mode", str, "deferrable")
-    if sensor_mode not in SENSOR_MODES:
-        raise TapConfigError(
-            name,
-            "sensor_mode",
-            f"must be one of {set(SENSOR_MODES)}, not {sensor_mode!r}",
-            "deferrable waits in the triggerer (no worker slot; needs `airflow triggerer`), reschedule frees the "
-            "slot between checks, poke holds it",
-        )
-    initial = _get(name, merged, "initial", str, "earliest")
-    if initial not in INITIAL:
-        raise TapConfigError(
-            name,
-            "initial",
-            f"must be one of {set(INITIAL)}, not {initial!r}",
-            "earliest loads the retained log, latest only new records",
-        )
-    on_loss = _get(name, merged, "on_data_loss", str, "fail")
-    if on_loss not in ON_DATA_LOSS:
-        raise TapConfigError(
-            name,
-            "on_data_loss",
-            f"must be one of {set(ON_DATA_LOSS)}, not {on_loss!r}",
-            "fail (default) stops on data deleted by retention; log_start records and goes on",
-        )
+    _choice(  # validated here; set with the other sensor settings below
+        name,
+        merged,
+        "sensor_mode",
+        SENSOR_MODES,
+        "deferrable",
+        "deferrable waits in the triggerer (no worker slot; needs `airflow triggerer`), reschedule frees the "
+        "slot between checks, poke holds it",
+    )
+    initial = _choice(
+        name,
+        merged,
+        "initial",
+        INITIAL,
+        "earliest",
+        "earliest loads the retained log, latest only new records, fail stops while the group has no committed "
+        "offsets",
+    )
+    on_loss = _choice(
+        name,
+        merged,
+        "on_data_loss",
+        ON_DATA_LOSS,
+        "fail",
+        "fail (default) stops on data deleted by retention; log_start records and goes on",
+    )
     start_date = _get(name, merged, "start_date", (str, datetime), None)
     if isinstance(start_date, str):
         try:

@@ -124,3 +124,20 @@ def test_duplicate_groups_are_refused(tmp_path: Path) -> None:
     file.write_text(yaml.safe_dump({"taps": [tap(name="a", group_id="g"), tap(name="b", group_id="g")]}))
     with pytest.raises(TapConfigError, match="repeats the consumer group 'g' of tap 'a'"):
         load_taps(file)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (tap(mode="stream"), "field 'mode' must be one of {'group', 'interval'}. Got 'stream'"),
+        (
+            tap(initial="oldest"),
+            "field 'initial' must be one of {'earliest', 'latest', 'fail'}. Got 'oldest'",
+        ),
+        (tap(target={"type": "kafka"}), "field 'target.type' must be one of {'s3_archive', "),
+    ],
+)
+def test_choice_errors_list_the_choices_and_the_value(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(TapConfigError) as info:
+        parse_tap(raw)
+    assert message in str(info.value)
