@@ -1,5 +1,6 @@
 """The sensors' checks and the deferrable trigger against a real broker: backlog, completeness with idle and
-empty partitions, the trigger firing, staying off the event loop, and being cancelled."""
+empty partitions, the retention-risk check after the broker deleted records, the trigger firing, staying off
+the event loop, and being cancelled."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from kafka_helpers import create_topic, produce
+from kafka_helpers import create_topic, delete_records, produce
 
 from airflow_provider_logtap.sensors.checks import check
 from airflow_provider_logtap.triggers.kafka import KafkaConditionTrigger
@@ -144,3 +145,39 @@ def test_a_cancelled_trigger_stops_and_cleans_up(
 
     outcome, took = asyncio.run(cancel_soon())
     assert outcome == "cancelled" and took < 5, (outcome, took)
+
+
+def test_retention_risk_check_warns_then_fails_on_a_real_log_start(
+    hook: Any, kafka_bootstrap: str, topic_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_logtap.compat import AirflowFailException
+    from airflow_provider_logtap.sensors.kafka import KafkaRetentionRiskCheckOperator
+
+    create_topic(kafka_bootstrap, topic_name, partitions=2)
+    produce(kafka_bootstrap, topic_name, 0, [b"x"] * 100)
+    produce(kafka_bootstrap, topic_name, 1, [b"y"] * 10)
+    group = f"g-{topic_name}"
+    hook.commit(group, topic_name, {0: (50, ""), 1: (10, "")})  # partition 1 has nothing left to load
+    delete_records(kafka_bootstrap, topic_name, 0, 45)  # retention moved the log start to 45
+    delete_records(kafka_bootstrap, topic_name, 1, 10)
+
+    def run(min_headroom: int, fail: bool = False) -> dict[str, Any]:
+        op = KafkaRetentionRiskCheckOperator(
+            task_id=f"risk_{min_headroom}",
+            topic=topic_name,
+            group_id=group,
+            min_headroom=min_headroom,
+            fail=fail,
+        )
+        return op.execute({})  # type: ignore[arg-type]
+
+    assert run(5) == {"at_risk": False, "partitions": {}}
+    capsys.readouterr()
+    near = run(10)
+    assert near == {"at_risk": True, "partitions": {"0": "5 records of headroom before the log start"}}
+    assert (
+        "retention risk on partitions [0]" in (logged := capsys.readouterr().out) and "retention.ms" in logged
+    )
+    delete_records(kafka_bootstrap, topic_name, 0, 60)  # now past the committed offset: loss
+    with pytest.raises(AirflowFailException, match=r"offsets \[50, 60\) already deleted"):
+        run(1, fail=True)
