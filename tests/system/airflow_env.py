@@ -55,6 +55,16 @@ class AirflowEnv:
                     lambda s=service: s.alive() and bool(s.log_path.stat().st_size), timeout=60
                 )
 
+    def crash_component(self, component: str) -> None:
+        """SIGKILL ``airflow <component>`` (its whole process group), as a lost machine would end it."""
+        import os
+        import signal
+
+        service = next(s for s in self.services if s.name == f"airflow-{component}")
+        os.killpg(service.pid, signal.SIGKILL)
+        service.proc.wait(30)
+        self.services.remove(service)
+
     def stop_components(self) -> None:
         for service in reversed(self.services):
             service.stop()
