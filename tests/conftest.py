@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -27,3 +29,17 @@ import logging  # noqa: E402
 logging.getLogger("opensearchpy.trace").setLevel(logging.WARNING)
 logging.getLogger("opensearch").setLevel(logging.WARNING)
 logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by their folder (``-m integration``, ``-m system``, ``-m "not system"``). Under
+    ``pytest -n N --dist loadgroup`` (dev/test.sh), the tests of one Airflow installation run in one worker, one
+    after the other: they share its metadata DB and taps file."""
+    for item in items:
+        kind = item.path.relative_to(ROOT / "tests").parts[0]
+        if kind in ("integration", "system"):
+            item.add_marker(getattr(pytest.mark, kind))
+        for fixture in ("live_airflow", "airflow"):
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(fixture))
+                break

@@ -8,11 +8,6 @@ import yaml
 from airflow_env import AirflowEnv, make_airflow_env
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.system)
-
-
 @pytest.fixture(scope="session")
 def airflow(
     tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, s3_endpoint: str, webhdfs: dict[str, str]
