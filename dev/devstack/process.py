@@ -128,29 +128,35 @@ def java_home(major: int = 17) -> str:
 
 
 def maven_classpath(pom_dir: Path, name: str) -> str:
-    """Copy the jars a ``pom.xml`` lists into dev/.cache/<name>-jars once; return the classpath."""
+    """Copy the jars a ``pom.xml`` lists into dev/.cache/<name>-jars once; return the classpath. Safe to call
+    from several processes at once (parallel test workers): the copy is made under a file lock."""
+    import fcntl
+
     target = CACHE / f"{name}-jars"
     stamp = target / ".pom-sha"
     pom = pom_dir / "pom.xml"
     digest = _sha(pom)
-    if not (stamp.exists() and stamp.read_text() == digest):
-        if target.exists():
-            for jar in target.glob("*.jar"):
-                jar.unlink()
-        subprocess.run(
-            [
-                "mvn",
-                "-q",
-                "-B",
-                "-f",
-                str(pom),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={target}",
-            ],
-            check=True,
-            env={**os.environ, "JAVA_HOME": java_home()},
-        )
-        stamp.write_text(digest)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{name}-jars.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.exists() and stamp.read_text() == digest):
+            if target.exists():
+                for jar in target.glob("*.jar"):
+                    jar.unlink()
+            subprocess.run(
+                [
+                    "mvn",
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(pom),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={target}",
+                ],
+                check=True,
+                env={**os.environ, "JAVA_HOME": java_home()},
+            )
+            stamp.write_text(digest)
     return str(target / "*")
 
 
