@@ -31,6 +31,7 @@ logging.getLogger("opensearch").setLevel(logging.WARNING)
 logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by their folder (``-m integration``, ``-m system``, ``-m "not system"``). Under
     ``pytest -n N --dist loadgroup`` (dev/test.sh), the tests of one Airflow installation run in one worker, one
