@@ -105,6 +105,7 @@ def incremental_dag(tap: Tap) -> DAG:
             topic=tap.topic,
             group_id=tap.group,
             min_headroom=tap.retention_headroom,
+            max_retention_share=tap.retention_max_share,
             fail=tap.retention_fail,
             kafka_config_id=tap.kafka_conn_id,
         )

@@ -249,6 +249,7 @@ class Tap:
     idle_grace_seconds: int | None = 600
     completeness_timeout_seconds: int = 7200
     retention_headroom: int = 100_000
+    retention_max_share: float = 0.8
     retention_fail: bool = False
     retries: int = 2
     retry_delay_seconds: int = 30
@@ -362,7 +363,7 @@ def _target(tap: str, raw: Any) -> Target:
 
 MODES = ("group", "interval")
 SENSOR_MODES = ("deferrable", "reschedule", "poke")
-SENSOR_KEYS = {
+SENSOR_KEYS: dict[str, type | tuple[type, ...]] = {
     "sensor_mode": str,
     "min_backlog": int,
     "max_backlog_age_seconds": int,
@@ -371,6 +372,7 @@ SENSOR_KEYS = {
     "idle_grace_seconds": int,
     "completeness_timeout_seconds": int,
     "retention_headroom": int,
+    "retention_max_share": (int, float),
     "retention_fail": bool,
 }
 TAP_KEYS = {
@@ -494,6 +496,14 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
             ) from None
     if isinstance(start_date, datetime) and start_date.tzinfo is None:
         start_date = start_date.replace(tzinfo=timezone.utc)
+    share = _get(name, merged, "retention_max_share", (int, float), Tap.retention_max_share)
+    if not 0 < share <= 1:
+        raise TapConfigError(
+            name,
+            "retention_max_share",
+            f"must be in (0, 1], not {share!r}",
+            "0.8 warns once the oldest unloaded record has used up 80% of the topic's retention.ms",
+        )
     group_id = _get(name, merged, "group_id", str, "")
     tags = _get(name, merged, "tags", list, [])
     return Tap(

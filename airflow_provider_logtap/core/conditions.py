@@ -5,7 +5,9 @@
 - **Completeness** (interval mode): every partition holds a record stamped at or after the interval end plus
   the allowed lateness — or has been idle (no new record) for ``idle_grace``, or is empty — so an interval is
   never loaded before its data can be complete, and idle partitions never hang it.
-- **Retention risk**: committed offsets close to the log start: records about to be deleted unloaded.
+- **Retention risk**: unloaded records about to be deleted by the topic's retention: by time (the oldest unloaded
+  record has used up most of ``retention.ms``), by size (few records between the group and the log start while
+  ``retention.bytes`` is set), or deleted already.
 """
 
 from __future__ import annotations
@@ -125,21 +127,55 @@ def completeness(progress: Iterable[PartitionProgress], *, now_ms: int, idle_gra
     return Verdict(True, "every partition is complete, empty or idle", {"partitions": states})
 
 
-def retention_risk(lags: Sequence[PartitionLag], *, min_headroom: int) -> Verdict:
-    """At risk when a partition's unconsumed records start within ``min_headroom`` records of the log start
-    (retention deletes from there), or were deleted already."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retention:
+    """What a topic deletes by: ``retention.ms`` and ``retention.bytes`` (``None``: unlimited), and whether its
+    ``cleanup.policy`` deletes at all (``compact`` alone never moves the log start by age or size)."""
+
+    ms: int | None
+    bytes: int | None
+    deletes: bool = True
+
+
+def retention_risk(
+    lags: Sequence[PartitionLag],
+    *,
+    min_headroom: int,
+    retention: Retention | None = None,
+    now_ms: int = 0,
+    max_share: float = 0.8,
+) -> Verdict:
+    """At risk when a partition's unloaded records were deleted already, or are about to be:
+
+    - by time: the oldest unloaded record's age reached ``max_share`` of ``retention.ms``;
+    - by size: they start within ``min_headroom`` records of the log start while ``retention.bytes`` is set.
+
+    With ``retention`` unknown (``None``) the record headroom alone decides, whatever the topic deletes by.
+    """
     risky: dict[str, str] = {}
+    by_size = retention is None or (retention.deletes and retention.bytes is not None)
+    limit_ms = None if retention is None or not retention.deletes else retention.ms
     for p in lags:
         if p.lag == 0:
             continue
+        headroom = p.position - p.log_start
         if p.committed is not None and p.committed < p.log_start:
             risky[str(p.partition)] = f"offsets [{p.committed}, {p.log_start}) already deleted"
-        elif p.position - p.log_start < min_headroom:
-            risky[str(p.partition)] = f"{p.position - p.log_start} records of headroom before the log start"
+        elif (
+            limit_ms
+            and p.oldest_unconsumed_ms is not None
+            and now_ms - p.oldest_unconsumed_ms >= max_share * limit_ms
+        ):
+            age = now_ms - p.oldest_unconsumed_ms
+            risky[str(p.partition)] = (
+                f"the oldest unloaded record is {age / 3_600_000:.1f} h old, {age / limit_ms:.0%} of retention.ms"
+            )
+        elif by_size and headroom < min_headroom:
+            risky[str(p.partition)] = f"{headroom} records of headroom before the log start"
     if risky:
         return Verdict(
             True,
             f"retention risk on partitions {sorted(int(p) for p in risky)}: {risky}",
             {"partitions": risky},
         )
-    return Verdict(False, "no partition is close to its log start", {"partitions": {}})
+    return Verdict(False, "no unloaded record is close to being deleted by retention", {"partitions": {}})

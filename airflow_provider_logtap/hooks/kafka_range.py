@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from airflow_provider_logtap.compat import kafka_client_config
 from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.core.batch import RecordBatch
-from airflow_provider_logtap.core.conditions import PartitionLag, PartitionProgress
+from airflow_provider_logtap.core.conditions import PartitionLag, PartitionProgress, Retention
 from airflow_provider_logtap.core.ranges import (
     EndSpec,
     OffsetRange,
@@ -136,6 +136,10 @@ class KafkaRangeHook(KafkaBaseHook):
         """The group's lag per partition (and the oldest unconsumed record's Kafka timestamp)."""
         with self.consumer(group_id) as consumer:
             return offsets.group_lag(self.admin(), consumer, topic=topic, oldest=oldest)
+
+    def retention(self, topic: str) -> Retention:
+        """What ``topic`` deletes by (``retention.ms``, ``retention.bytes``, ``cleanup.policy``)."""
+        return offsets.topic_retention(self.admin(), topic)
 
     def progress_after(self, topic: str, after_ms: int) -> list[PartitionProgress]:
         """Per partition: a record at or after ``after_ms`` yet, empty, last record's timestamp."""

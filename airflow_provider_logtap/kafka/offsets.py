@@ -12,7 +12,7 @@ from confluent_kafka import OFFSET_INVALID, IsolationLevel, KafkaError, KafkaExc
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from airflow_provider_logtap.core.claims import Claim
-from airflow_provider_logtap.core.conditions import PartitionLag, PartitionProgress
+from airflow_provider_logtap.core.conditions import PartitionLag, PartitionProgress, Retention
 from airflow_provider_logtap.core.ranges import EndSpec, PartitionState, StartSpec
 from airflow_provider_logtap.errors import ConfigurationError, LogtapError
 
@@ -88,6 +88,29 @@ def offsets_for_time(
         admin, topic, {p: OffsetSpec.for_timestamp(timestamp_ms) for p in partitions}, isolation, timeout
     )
     return {p: (o if o >= 0 else None) for p, o in found.items()}
+
+
+def topic_retention(admin: AdminClient, topic: str, timeout: float = 30.0) -> Retention:
+    """The topic's effective ``retention.ms``, ``retention.bytes`` and ``cleanup.policy`` (broker defaults
+    included), as :class:`Retention`."""
+    from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
+
+    def ask() -> dict[str, Any]:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        future = admin.describe_configs([resource], request_timeout=timeout)[resource]
+        return {name: entry.value for name, entry in future.result().items()}
+
+    config = _retrying(ask, f"describe the configuration of {topic}")
+
+    def limit(name: str) -> int | None:
+        value = config.get(name)
+        return None if value is None or int(value) < 0 else int(value)
+
+    return Retention(
+        ms=limit("retention.ms"),
+        bytes=limit("retention.bytes"),
+        deletes="delete" in str(config.get("cleanup.policy", "delete")).split(","),
+    )
 
 
 class _Retriable(Exception):

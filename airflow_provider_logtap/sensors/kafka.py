@@ -5,6 +5,7 @@ for any Airflow sensor."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from airflow_provider_logtap.compat import (
 )
 from airflow_provider_logtap.core import conditions
 from airflow_provider_logtap.core.ranges import parse_timestamp_ms
+from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.metrics import gauge
 from airflow_provider_logtap.sensors.checks import check
@@ -158,12 +160,16 @@ class KafkaIntervalCompleteSensor(_KafkaConditionSensor):
 
 
 class KafkaRetentionRiskCheckOperator(BaseOperator):
-    """Warn — and with ``fail=True`` fail — when a tap's group has unloaded records within ``min_headroom``
-    records of the log start, i.e. about to be deleted by retention before they were loaded.
+    """Warn — and with ``fail=True`` fail — when a tap's group has unloaded records that the topic's retention
+    is about to delete (or deleted already): by time, when the oldest unloaded record's age reached
+    ``max_retention_share`` of the topic's ``retention.ms``; by size, when they start within ``min_headroom``
+    records of the log start while ``retention.bytes`` is set. The topic's configuration is read each run.
 
     :param topic: the topic.
     :param group_id: the tap's consumer group.
-    :param min_headroom: records between the committed offset and the log start below which it is a risk.
+    :param min_headroom: records between the committed offset and the log start below which it is a risk
+        (size-based retention).
+    :param max_retention_share: share of ``retention.ms`` the oldest unloaded record may reach (0 < share <= 1).
     :param fail: fail the task on risk instead of only warning.
     :param kafka_config_id: the Kafka connection id.
     """
@@ -176,6 +182,7 @@ class KafkaRetentionRiskCheckOperator(BaseOperator):
         topic: str,
         group_id: str,
         min_headroom: int = 100_000,
+        max_retention_share: float = 0.8,
         fail: bool = False,
         kafka_config_id: str = "kafka_default",
         **kwargs: Any,
@@ -183,21 +190,33 @@ class KafkaRetentionRiskCheckOperator(BaseOperator):
         super().__init__(**kwargs)
         self.topic = topic
         self.group_id = group_id
+        if not 0 < max_retention_share <= 1:
+            raise ConfigurationError(
+                f"max_retention_share must be in (0, 1]. Got {max_retention_share!r}; e.g. 0.8 warns once the "
+                "oldest unloaded record has used up 80% of the topic's retention.ms"
+            )
         self.min_headroom = min_headroom
+        self.max_retention_share = max_retention_share
         self.fail = fail
         self.kafka_config_id = kafka_config_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        lags = KafkaRangeHook(kafka_config_id=self.kafka_config_id).lag(
-            self.group_id, self.topic, oldest=False
-        )
+        hook = KafkaRangeHook(kafka_config_id=self.kafka_config_id)
+        retention = hook.retention(self.topic)
+        lags = hook.lag(self.group_id, self.topic, oldest=retention.deletes and retention.ms is not None)
         for lag in lags:
             gauge("headroom", lag.position - lag.log_start, topic=self.topic, partition=lag.partition)
-        verdict = conditions.retention_risk(lags, min_headroom=self.min_headroom)
+        verdict = conditions.retention_risk(
+            lags,
+            min_headroom=self.min_headroom,
+            retention=retention,
+            now_ms=int(time.time() * 1000),
+            max_share=self.max_retention_share,
+        )
         if verdict.ready:
             message = (
                 f"{self.topic} / group {self.group_id}: {verdict.reason}. Load more often, raise the "
-                "topic's retention.ms, or raise the tap's max_records_per_run."
+                "topic's retention.ms / retention.bytes, or raise the tap's max_records_per_run."
             )
             if self.fail:
                 raise AirflowFailException(message)

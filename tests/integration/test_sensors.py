@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kafka_helpers import create_topic, delete_records, produce
 
+from airflow_provider_logtap.compat import AirflowFailException
 from airflow_provider_logtap.sensors.checks import check
 from airflow_provider_logtap.triggers.kafka import KafkaConditionTrigger
 
@@ -150,34 +151,45 @@ def test_a_cancelled_trigger_stops_and_cleans_up(
 def test_retention_risk_check_warns_then_fails_on_a_real_log_start(
     hook: Any, kafka_bootstrap: str, topic_name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from airflow_provider_logtap.compat import AirflowFailException
-    from airflow_provider_logtap.sensors.kafka import KafkaRetentionRiskCheckOperator
-
-    create_topic(kafka_bootstrap, topic_name, partitions=2)
+    """Size-based retention (retention.bytes set): record headroom above the log start the broker moved."""
+    create_topic(kafka_bootstrap, topic_name, partitions=2, **{"retention.bytes": "1000000000"})
     produce(kafka_bootstrap, topic_name, 0, [b"x"] * 100)
     produce(kafka_bootstrap, topic_name, 1, [b"y"] * 10)
     group = f"g-{topic_name}"
     hook.commit(group, topic_name, {0: (50, ""), 1: (10, "")})  # partition 1 has nothing left to load
-    delete_records(kafka_bootstrap, topic_name, 0, 45)  # retention moved the log start to 45
+    delete_records(kafka_bootstrap, topic_name, 0, 45)  # the log start moves to 45
     delete_records(kafka_bootstrap, topic_name, 1, 10)
 
-    def run(min_headroom: int, fail: bool = False) -> dict[str, Any]:
-        op = KafkaRetentionRiskCheckOperator(
-            task_id=f"risk_{min_headroom}",
-            topic=topic_name,
-            group_id=group,
-            min_headroom=min_headroom,
-            fail=fail,
-        )
-        return op.execute({})  # type: ignore[arg-type]
-
-    assert run(5) == {"at_risk": False, "partitions": {}}
+    assert retention_check(topic_name, group, min_headroom=5) == {"at_risk": False, "partitions": {}}
     capsys.readouterr()
-    near = run(10)
+    near = retention_check(topic_name, group, min_headroom=10)
     assert near == {"at_risk": True, "partitions": {"0": "5 records of headroom before the log start"}}
     assert (
         "retention risk on partitions [0]" in (logged := capsys.readouterr().out) and "retention.ms" in logged
     )
     delete_records(kafka_bootstrap, topic_name, 0, 60)  # now past the committed offset: loss
     with pytest.raises(AirflowFailException, match=r"offsets \[50, 60\) already deleted"):
-        run(1, fail=True)
+        retention_check(topic_name, group, min_headroom=1, fail=True)
+
+
+def test_retention_risk_by_time_reads_the_topics_retention_ms(
+    hook: Any, kafka_bootstrap: str, topic_name: str
+) -> None:
+    """Time-based retention: the unloaded records' age against the topic's own retention.ms, not their count."""
+    create_topic(kafka_bootstrap, topic_name, partitions=2, **{"retention.ms": str(10 * HOUR)})
+    produce(kafka_bootstrap, topic_name, 0, [b"old"] * 3, [NOW - 9 * HOUR] * 3)  # 90% of retention.ms used
+    produce(kafka_bootstrap, topic_name, 1, [b"new"] * 3)  # at the log start, but fresh: no risk
+    group = f"g-{topic_name}"
+    verdict = retention_check(topic_name, group, min_headroom=1000)
+    assert verdict["at_risk"] is True and list(verdict["partitions"]) == ["0"]
+    assert "% of retention.ms" in verdict["partitions"]["0"]
+    assert retention_check(topic_name, group, min_headroom=1000, max_retention_share=0.95)["at_risk"] is False
+    retention = hook.retention(topic_name)
+    assert (retention.ms, retention.bytes, retention.deletes) == (10 * HOUR, None, True)
+
+
+def retention_check(topic: str, group: str, **options: Any) -> dict[str, Any]:
+    from airflow_provider_logtap.sensors.kafka import KafkaRetentionRiskCheckOperator
+
+    op = KafkaRetentionRiskCheckOperator(task_id="retention_risk", topic=topic, group_id=group, **options)
+    return op.execute({})  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from airflow_provider_logtap.core.conditions import (
     PartitionLag,
     PartitionProgress,
+    Retention,
     backlog,
     completeness,
     retention_risk,
@@ -59,3 +60,33 @@ def test_retention_risk() -> None:
     gone = retention_risk([lag(0, 50, 1000, low=100)], min_headroom=10)
     assert gone.ready and "[50, 100) already deleted" in gone.reason
     assert not retention_risk([lag(0, 100, 100, low=100)], min_headroom=10).ready  # nothing unloaded
+
+
+HOUR = 3_600_000
+
+
+def test_retention_risk_by_time_uses_the_oldest_unloaded_records_share_of_retention_ms() -> None:
+    week = Retention(ms=168 * HOUR, bytes=None)
+    fresh = [lag(0, 0, 1000, oldest=NOW - HOUR)]  # at the log start, but an hour into a week of retention
+    assert not retention_risk(fresh, min_headroom=100, retention=week, now_ms=NOW).ready
+    old = [lag(0, 0, 1000, oldest=NOW - 140 * HOUR)]
+    verdict = retention_risk(old, min_headroom=100, retention=week, now_ms=NOW)
+    assert verdict.ready and "140.0 h old, 83% of retention.ms" in verdict.reason
+    assert not retention_risk(old, min_headroom=100, retention=week, now_ms=NOW, max_share=0.9).ready
+
+
+def test_retention_risk_by_size_only_where_retention_bytes_is_set() -> None:
+    near = [lag(0, 150, 1000, low=100, oldest=NOW)]
+    by_size = Retention(ms=None, bytes=10**9)
+    assert retention_risk(near, min_headroom=100, retention=by_size, now_ms=NOW).ready
+    assert not retention_risk(
+        near, min_headroom=100, retention=Retention(ms=None, bytes=None), now_ms=NOW
+    ).ready
+
+
+def test_compacted_topics_and_deleted_offsets() -> None:
+    compacted = Retention(ms=HOUR, bytes=10**9, deletes=False)
+    old_near = [lag(0, 150, 1000, low=100, oldest=NOW - 10 * HOUR)]
+    assert not retention_risk(old_near, min_headroom=100, retention=compacted, now_ms=NOW).ready
+    gone = retention_risk([lag(0, 50, 1000, low=100)], min_headroom=1, retention=compacted, now_ms=NOW)
+    assert gone.ready and "[50, 100) already deleted" in gone.reason

@@ -106,6 +106,7 @@ def test_event_time_target() -> None:
         (tap(initial="oldest"), "initial", "earliest loads"),
         (tap(on_data_loss="ignore"), "on_data_loss", "log_start records"),
         (tap(max_records_per_run=0), "max_records_per_run", "1 or more"),
+        (tap(retention_max_share=1.5), "retention_max_share", "80% of the topic's retention.ms"),
         (tap(start_date="yesterday"), "start_date", "2026-01-01"),
         (tap(colour="red"), "colour", "remove it"),
         (tap(name="../x"), "name", "weblogs_archive"),
