@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from confluent_kafka import OFFSET_INVALID, IsolationLevel, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec  # type: ignore[attr-defined]
 
 from airflow_provider_logtap.core.claims import Claim
 from airflow_provider_logtap.core.conditions import PartitionLag, PartitionProgress, Retention
@@ -93,7 +93,6 @@ def offsets_for_time(
 def topic_retention(admin: AdminClient, topic: str, timeout: float = 30.0) -> Retention:
     """The topic's effective ``retention.ms``, ``retention.bytes`` and ``cleanup.policy`` (broker defaults
     included), as :class:`Retention`."""
-    from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 
     def ask() -> dict[str, Any]:
         resource = ConfigResource(ConfigResource.Type.TOPIC, topic)

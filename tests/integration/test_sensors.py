@@ -87,20 +87,21 @@ async def _run_until_event(trigger: KafkaConditionTrigger, timeout: float) -> tu
     raise AssertionError("the trigger ended without an event")
 
 
+def backlog_trigger(topic: str, *, min_records: int, poll_interval: float) -> KafkaConditionTrigger:
+    params = {
+        "topic": topic,
+        "group_id": f"g-{topic}",
+        "min_records": min_records,
+        "kafka_config_id": "kafka_default",
+    }
+    return KafkaConditionTrigger("backlog", params, poll_interval=poll_interval)
+
+
 def test_trigger_fires_once_the_condition_holds_without_blocking_the_loop(
     airflow_connections: None, kafka_bootstrap: str, topic_name: str
 ) -> None:
     create_topic(kafka_bootstrap, topic_name)
-    trigger = KafkaConditionTrigger(
-        "backlog",
-        {
-            "topic": topic_name,
-            "group_id": f"g-{topic_name}",
-            "min_records": 5,
-            "kafka_config_id": "kafka_default",
-        },
-        poll_interval=0.5,
-    )
+    trigger = backlog_trigger(topic_name, min_records=5, poll_interval=0.5)
     assert trigger.serialize() == (
         "airflow_provider_logtap.triggers.kafka.KafkaConditionTrigger",
         {"condition": "backlog", "params": trigger.params, "poll_interval": 0.5},
@@ -117,16 +118,7 @@ def test_a_cancelled_trigger_stops_and_cleans_up(
     airflow_connections: None, kafka_bootstrap: str, topic_name: str
 ) -> None:
     create_topic(kafka_bootstrap, topic_name)
-    trigger = KafkaConditionTrigger(
-        "backlog",
-        {
-            "topic": topic_name,
-            "group_id": f"g-{topic_name}",
-            "min_records": 10**9,
-            "kafka_config_id": "kafka_default",
-        },
-        poll_interval=0.3,
-    )
+    trigger = backlog_trigger(topic_name, min_records=10**9, poll_interval=0.3)
 
     async def cancel_soon() -> tuple[str, float]:
         async def consume() -> None:
