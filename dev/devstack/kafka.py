@@ -86,11 +86,16 @@ def start(workdir: Path, port: int | None = None, attempts: int = 3) -> Service:
             "-cp",
             classpath,
         ]
-        subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props)],
-            check=True,
+        # ``--cluster-id=<id>`` in one argument: an id starting with '-' is never taken for an option.
+        formatted = subprocess.run(
+            [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)],
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        if formatted.returncode != 0:
+            last = ServiceError(f"kafka-storage format failed: {formatted.stderr.strip()[-2000:]}")
+            continue
         service = spawn("kafka", [*jvm, "kafka.Kafka", str(props)], log)
         service.ports = {"kafka": p, "controller": cp}
         service.info = {"bootstrap": f"127.0.0.1:{p}"}
@@ -107,9 +112,14 @@ def start(workdir: Path, port: int | None = None, attempts: int = 3) -> Service:
 
 
 def _cluster_id() -> str:
+    """A random cluster id as Kafka's own ``Uuid.randomUuid()`` makes them: 16 random bytes, URL-safe base64,
+    never starting with '-' (Kafka's tools would read such an id as an option)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _serves_metadata(bootstrap: str) -> bool:
