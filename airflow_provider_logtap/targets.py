@@ -19,7 +19,7 @@ from airflow_provider_logtap.sinks.archive import ArchiveFormat
 from airflow_provider_logtap.sinks.base import Sink
 from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink, HdfsRawSink
 from airflow_provider_logtap.sinks.s3 import S3ArchiveSink
-from airflow_provider_logtap.sinks.search import SearchClient, SearchSink
+from airflow_provider_logtap.sinks.search import SearchClient, SearchSink, replay_prefix
 from airflow_provider_logtap.taps import (
     TARGETS,
     HdfsEventTimeTarget,
@@ -46,7 +46,8 @@ def target_from_dict(data: dict[str, Any]) -> Target:
 
 def relocated(target: Target, name: str) -> Target:
     """The same kind of target under a new name, inside the tap's own location: S3 ``<prefix>/replays/<name>``,
-    HDFS ``<base_path>/_replays/<name>``, search indices ``<prefix>-replay-<name>-*``. ``name`` is one safe
+    HDFS ``<base_path>/_replays/<name>``, search indices ``<prefix>.replay-<name>-*`` (outside the live
+    ``<prefix>-*``). ``name`` is one safe
     segment, so it cannot escape the tap's base."""
     if not isinstance(name, str) or not REPLAY_NAME.match(name):
         raise ConfigurationError(
@@ -57,7 +58,7 @@ def relocated(target: Target, name: str) -> Target:
             target, prefix="/".join(p for p in (naming.clean_prefix(target.prefix), "replays", name) if p)
         )
     if isinstance(target, SearchTarget):
-        return replace(target, index_prefix=f"{target.index_prefix}-replay-{name.lower()}")
+        return replace(target, index_prefix=replay_prefix(target.index_prefix, name))
     return replace(target, base_path=f"{naming.clean_base(target.base_path)}/_replays/{name}")
 
 

@@ -13,7 +13,7 @@ class KafkaToSearchOperator(KafkaRangeLoadOperator):
     """Index the access-log lines of one offset range as ECS documents, ``_id`` = ``topic-partition-offset``,
     in daily indices ``<index_prefix>-YYYY.MM.DD`` of the line's own event time.
 
-    Lines that do not parse, and documents the server refuses, go to ``<index_prefix>-dead-letter`` with the
+    Lines that do not parse, and documents the server refuses, go to ``<index_prefix>.dead-letter`` with the
     reason; when more than ``max_bad_ratio`` of the range's lines do not parse, nothing is indexed and the task
     fails.
 

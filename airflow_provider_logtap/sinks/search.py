@@ -5,12 +5,18 @@ indices of Elasticsearch or OpenSearch, exactly once.
   doubles.
 - Daily indices from the line's own event time: ``<prefix>-YYYY.MM.DD`` (configurable), under an index
   template this sink puts (``@timestamp`` a date, ``source.geo.location`` a geo_point, strings keyword with
-  ``message`` and ``user_agent.original`` also as text).
+  ``message`` and ``user_agent.original`` also as text) that also gives every one of them the alias
+  ``<prefix>``: the data view of a tap's live documents is ``<prefix>`` (or ``<prefix>-*``), and it holds
+  nothing else — dead letters are in ``<prefix>.dead-letter`` and replays in ``<prefix>.replay-<name>-*``,
+  outside it (see :func:`index_names`).
+- Templates of overlapping patterns (nested prefixes ``logs`` / ``logs-eu``, a replay next to its live tap)
+  never tie: a template's priority grows with the length of its pattern's literal part, so the most specific
+  pattern wins and Elasticsearch/OpenSearch accept them all, in any order.
 - A whole range is parsed first, its bulk bodies spooled to a local file: when more than ``max_bad_ratio`` of
   its lines do not parse (the wrong-format case), the write fails *before indexing anything*.
 - Bulk requests are bounded (documents and bytes); items refused with 429 or 5xx are retried alone with
   backoff; documents the server rejects (mapping errors) and lines that do not parse go to the dead-letter index
-  ``<prefix>-dead-letter`` with the reason, the raw line and topic/partition/offset — never silently dropped.
+  ``<prefix>.dead-letter`` with the reason, the raw line and topic/partition/offset — never silently dropped.
 """
 
 from __future__ import annotations
@@ -55,78 +61,141 @@ def check_index_prefix(prefix: str) -> str:
     return prefix
 
 
-def index_template(prefix: str) -> dict[str, Any]:
-    """The composable index template of ``<prefix>-*``: ECS types a Kibana/OpenSearch Dashboards user needs."""
-    keyword = {"type": "keyword", "ignore_above": 1024}
+#: Above the built-in templates of Elasticsearch (``logs-*-*`` etc. at 100-ish), which would otherwise turn a
+#: tap's daily indices into data streams.
+BASE_PRIORITY = 200
+DEAD_LETTER_SUFFIX = ".dead-letter"
+REPLAY_INFIX = ".replay-"
+
+
+def index_names(prefix: str) -> dict[str, str]:
+    """The names a search tap with ``index_prefix`` uses, one place for all of them (the README's table):
+
+    - ``alias``: ``<prefix>``, on every live daily index — the data view of the live documents;
+    - ``live``: ``<prefix>-*``, the pattern of the live daily indices ``<prefix>-<date>``;
+    - ``dead_letter``: ``<prefix>.dead-letter``, outside ``<prefix>-*``;
+    - ``replays``: ``<prefix>.replay-*``, where replays go (``<prefix>.replay-<name>`` is a replay's own
+      prefix, with its own alias, daily indices and dead letters), outside ``<prefix>-*``.
+    """
+    check_index_prefix(prefix)
     return {
-        "index_patterns": [f"{prefix}-*"],
-        "priority": 200,
+        "alias": prefix,
+        "live": f"{prefix}-*",
+        "dead_letter": f"{prefix}{DEAD_LETTER_SUFFIX}",
+        "replays": f"{prefix}{REPLAY_INFIX}*",
+    }
+
+
+def replay_prefix(prefix: str, name: str) -> str:
+    """The index prefix of replay ``name`` of the tap with ``prefix``: ``<prefix>.replay-<name>``."""
+    return check_index_prefix(f"{prefix}{REPLAY_INFIX}{name.lower()}")
+
+
+def template_priority(pattern: str) -> int:
+    """A priority that grows with a pattern's specificity: where two of our patterns overlap, one's literal
+    part extends the other's (``logs-eu-*`` ⊂ ``logs-*``; ``logs.dead-letter`` is exact), so they never tie."""
+    literal = pattern.rstrip("*")
+    return BASE_PRIORITY + 2 * len(literal) + (0 if pattern.endswith("*") else 1)
+
+
+def index_template(prefix: str) -> dict[str, Any]:
+    """The composable index template of the live indices ``<prefix>-*`` (alias ``<prefix>``): ECS types a
+    Kibana/OpenSearch Dashboards user needs."""
+    names = index_names(prefix)
+    return _template(names["live"], _DOCUMENT, aliases={names["alias"]: {}})
+
+
+def dead_letter_template(prefix: str) -> dict[str, Any]:
+    """The composable index template of the dead-letter index ``<prefix>.dead-letter``: the fields of
+    :func:`~airflow_provider_logtap.core.deadletter.dead_letter` (and ``@timestamp`` of refused documents)."""
+    return _template(index_names(prefix)["dead_letter"], _DEAD_LETTER)
+
+
+def _template(
+    pattern: str, properties: dict[str, Any], aliases: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "index_patterns": [pattern],
+        "priority": template_priority(pattern),
         "template": {
+            **({"aliases": aliases} if aliases else {}),
             "settings": {"number_of_shards": 1, "number_of_replicas": 0},
             "mappings": {
-                "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": keyword}}],
-                "properties": {
-                    "@timestamp": {"type": "date"},
-                    "message": {"type": "text"},
-                    "source": {
-                        "properties": {
-                            "ip": {"type": "ip"},
-                            "address": keyword,
-                            "domain": keyword,
-                            "port": {"type": "integer"},
-                            "geo": {
-                                "properties": {
-                                    "location": {"type": "geo_point"},
-                                    "country_iso_code": keyword,
-                                    "country_name": keyword,
-                                    "city_name": keyword,
-                                    "region_name": keyword,
-                                }
-                            },
-                            "as": {
-                                "properties": {
-                                    "number": {"type": "long"},
-                                    "organization": {"properties": {"name": keyword}},
-                                }
-                            },
-                        }
-                    },
-                    "url": {"properties": {"original": {**keyword, "fields": {"text": {"type": "text"}}}}},
-                    "user_agent": {
-                        "properties": {"original": {**keyword, "fields": {"text": {"type": "text"}}}}
-                    },
-                    "http": {
-                        "properties": {
-                            "version": keyword,
-                            "request": {"properties": {"method": keyword, "referrer": keyword}},
-                            "response": {
-                                "properties": {
-                                    "status_code": {"type": "short"},
-                                    "body": {"properties": {"bytes": {"type": "long"}}},
-                                }
-                            },
-                        }
-                    },
-                    "kafka": {
-                        "properties": {
-                            "topic": keyword,
-                            "partition": {"type": "integer"},
-                            "offset": {"type": "long"},
-                        }
-                    },
-                    "reason": {"type": "text"},
-                    "line": {"type": "text"},
-                },
+                "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": _KEYWORD}}],
+                "properties": properties,
             },
         },
     }
+
+
+_KEYWORD = {"type": "keyword", "ignore_above": 1024}
+_DOCUMENT: dict[str, Any] = {
+    "@timestamp": {"type": "date"},
+    "message": {"type": "text"},
+    "source": {
+        "properties": {
+            "ip": {"type": "ip"},
+            "address": _KEYWORD,
+            "domain": _KEYWORD,
+            "port": {"type": "integer"},
+            "geo": {
+                "properties": {
+                    "location": {"type": "geo_point"},
+                    "country_iso_code": _KEYWORD,
+                    "country_name": _KEYWORD,
+                    "city_name": _KEYWORD,
+                    "region_name": _KEYWORD,
+                }
+            },
+            "as": {
+                "properties": {
+                    "number": {"type": "long"},
+                    "organization": {"properties": {"name": _KEYWORD}},
+                }
+            },
+        }
+    },
+    "url": {"properties": {"original": {**_KEYWORD, "fields": {"text": {"type": "text"}}}}},
+    "user_agent": {"properties": {"original": {**_KEYWORD, "fields": {"text": {"type": "text"}}}}},
+    "http": {
+        "properties": {
+            "version": _KEYWORD,
+            "request": {"properties": {"method": _KEYWORD, "referrer": _KEYWORD}},
+            "response": {
+                "properties": {
+                    "status_code": {"type": "short"},
+                    "body": {"properties": {"bytes": {"type": "long"}}},
+                }
+            },
+        }
+    },
+    "kafka": {
+        "properties": {
+            "topic": _KEYWORD,
+            "partition": {"type": "integer"},
+            "offset": {"type": "long"},
+        }
+    },
+    "reason": {"type": "text"},
+}
+_DEAD_LETTER: dict[str, Any] = {
+    "@timestamp": {"type": "date"},
+    "topic": _KEYWORD,
+    "partition": {"type": "integer"},
+    "offset": {"type": "long"},
+    "timestamp": {"type": "date", "format": "epoch_millis"},
+    "reason": {"type": "text"},
+    "line": {"type": "text"},
+    "line_base64": {"type": "binary"},
+}
 
 
 class SearchSink:
     """Index a range's access-log lines as ECS documents.
 
     :param client: a :class:`SearchClient` (Elasticsearch or OpenSearch).
-    :param index_prefix: indices are ``<prefix>-<event date>`` and ``<prefix>-dead-letter``.
+    :param index_prefix: indices are ``<prefix>-<event date>`` (alias ``<prefix>``) and
+        ``<prefix>.dead-letter``.
     :param parser: the access-log parser (log format, time format, GeoIP lookup).
     :param index_date_format: strftime format of the daily suffix (``%Y.%m.%d``).
     :param max_bad_ratio: the largest share of lines that may fail to parse (``None``: any).
@@ -158,10 +227,11 @@ class SearchSink:
         self.bulk_docs, self.bulk_bytes = bulk_docs, bulk_bytes
         self.max_retries, self.backoff = max_retries, backoff
         self._days: dict[bytes, bytes] = {}
-        self.dead_letter_index = f"{self.prefix}-dead-letter"
+        self.dead_letter_index = index_names(self.prefix)["dead_letter"]
 
     def ensure_template(self) -> None:
-        self.client.put_index_template(f"{self.prefix}-logtap", index_template(self.prefix))
+        self.client.put_index_template(f"logtap.{self.prefix}", index_template(self.prefix))
+        self.client.put_index_template(f"logtap.{self.dead_letter_index}", dead_letter_template(self.prefix))
 
     def _index_of(self, doc: bytes) -> bytes:
         day = doc[15:25] if doc.startswith(b'{"@timestamp":"') else None

@@ -118,7 +118,7 @@ def test_malformed_lines_go_to_the_dead_letter_index_and_a_wrong_format_fails(
     rng = OffsetRange(topic=topic_name, partition=0, start=0, end=62)
     result = sink(prefix, geoip_database).write(rng, read_range(consumer, rng))
     assert (result.written, result.dead_letters) == (60, 2)
-    hits = query(client, f"{prefix}-dead-letter", query={"match_all": {}})
+    hits = query(client, f"{prefix}.dead-letter", query={"match_all": {}})
     dead = sorted((h["_source"]["offset"], h["_source"]["reason"]) for h in hits["hits"]["hits"])
     assert [o for o, _ in dead] == [30, 31]
     assert "does not match" in dead[0][1] and "status" in dead[1][1]
@@ -128,7 +128,7 @@ def test_malformed_lines_go_to_the_dead_letter_index_and_a_wrong_format_fails(
     json_logs = OffsetRange(topic=topic_name, partition=0, start=62, end=112)
     with pytest.raises(BadLineRatioError, match="do not parse as Apache access logs"):
         sink(wrong, geoip_database, max_bad_ratio=0.01).write(json_logs, read_range(consumer, json_logs))
-    assert not client.indices.exists(index=f"{wrong}-dead-letter")
+    assert not client.indices.exists(index=f"{wrong}.dead-letter")
 
 
 def test_items_refused_for_a_while_are_retried_until_they_are_indexed(
@@ -169,3 +169,67 @@ def test_items_refused_for_a_while_are_retried_until_they_are_indexed(
     assert (result.written, result.dead_letters) == (400, 0)
     assert total(client, f"{prefix}-2*") == 400
     assert total(client, blocked) == sum(1 for x in lines if f"{x.event_utc:%Y.%m.%d}" == blocked[-10:])
+
+
+@pytest.mark.parametrize("order", ["live_first", "replay_first"])
+def test_live_loads_replays_and_nested_taps_coexist_and_the_live_view_holds_only_live_documents(
+    search: tuple[str, Any],
+    kafka_bootstrap: str,
+    topic_name: str,
+    consumer: Consumer,
+    geoip_database: str,
+    order: str,
+) -> None:
+    """Before: the replay's template (``<prefix>-replay-<name>-*``) tied with the live one (``<prefix>-*``, both
+    priority 200) and the second put was refused; dead letters and replays sat inside ``<prefix>-*``."""
+    from devstack.loggen import generate
+
+    from airflow_provider_logtap.sinks.search import index_names
+    from airflow_provider_logtap.taps import SearchTarget
+    from airflow_provider_logtap.targets import relocated
+
+    client = search[1]
+    lines = [x.line for x in generate(200, seed=23)]
+    lines[50:50] = [b"garbage that is no access log", b"more garbage"]
+    create_topic(kafka_bootstrap, topic_name)
+    produce(kafka_bootstrap, topic_name, 0, lines)
+    prefix = f"n-{topic_name.lower()}"
+    live_target = SearchTarget(search_conn_id="search_test", index_prefix=prefix)
+    replay_target = relocated(live_target, "Again")
+    everything = OffsetRange(topic=topic_name, partition=0, start=0, end=len(lines))
+    part = OffsetRange(topic=topic_name, partition=0, start=0, end=120)
+    writes = {
+        "live": lambda: sink(prefix, geoip_database).write(everything, read_range(consumer, everything)),
+        "replay": lambda: sink(replay_target.index_prefix, geoip_database).write(
+            part, read_range(consumer, part)
+        ),
+        # A second tap whose prefix extends the first one's: its pattern overlaps the first's.
+        "nested": lambda: sink(f"{prefix}-eu", geoip_database).write(part, read_range(consumer, part)),
+    }
+    sequence = ["live", "replay", "nested"] if order == "live_first" else ["nested", "replay", "live"]
+    for name in sequence:
+        writes[name]()  # every put of every template is accepted, whatever came before
+    names = index_names(prefix)
+    replay_names = index_names(replay_target.index_prefix)
+    assert replay_target.index_prefix == f"{prefix}.replay-again"
+    # The live view (the alias) holds exactly the live tap's parsed documents: no dead letter, no replay, no
+    # other tap's documents, although the other tap's indices match `<prefix>-*`.
+    assert total(client, names["alias"]) == 200
+    assert total(client, names["dead_letter"]) == 2
+    assert total(client, replay_names["alias"]) == 118
+    assert total(client, replay_names["dead_letter"]) == 2
+    assert total(client, index_names(f"{prefix}-eu")["alias"]) == 118
+    assert total(client, names["replays"]) == 120
+    # `<prefix>-*` is the live view only while no other tap's prefix extends `<prefix>-`: here it also holds
+    # the nested tap's documents and dead letters; the alias is exact in every case (the README says so).
+    assert total(client, names["live"]) == 200 + 118 + 2
+    own = [i for i in client.indices.get(index=names["live"]) if not i.startswith(f"{prefix}-eu")]
+    assert own and not [i for i in own if "dead-letter" in i or ".replay-" in i]
+    # Each index got the mapping of its own template (a geo_point and a long where they belong).
+    live_index = next(i for i in client.indices.get(index=names["alias"]))
+    mapping = client.indices.get_mapping(index=live_index)[live_index]["mappings"]["properties"]
+    assert mapping["kafka"]["properties"]["offset"]["type"] == "long"
+    dead = client.indices.get_mapping(index=names["dead_letter"])[names["dead_letter"]]["mappings"][
+        "properties"
+    ]
+    assert dead["offset"]["type"] == "long" and dead["reason"]["type"] == "text"
