@@ -393,8 +393,14 @@ def plan_partition(
         begin = state.log_start
     finish = _requested_end(topic, state, begin, end)
     if finish < begin:
-        if end.kind == "timestamp":  # the end time lies before the start: nothing in between
-            finish = begin
+        if end.kind == "timestamp" and start.kind != "offsets":
+            finish = begin  # e.g. the committed offset is already past the end time: nothing in between
+        elif end.kind == "timestamp":
+            raise ConfigurationError(
+                f"{topic}[{p}]: the end time {_iso(end.timestamp_ms)} is reached at offset {finish}, before the "
+                f"start offset {begin}: the replay would be empty. Choose an end time after the records at offset "
+                f"{begin}, or end at 'latest' or at offsets."
+            )
         else:
             raise ConfigurationError(
                 f"{topic}[{p}]: end offset {finish} is before start offset {begin}. Choose an end after the start."
@@ -413,6 +419,11 @@ def plan_ranges(
     planned_at_ms: int = 0,
 ) -> Plan:
     """The plan of one run over the observed partitions (sorted by partition)."""
+    if start.kind == end.kind == "timestamp" and (end.timestamp_ms or 0) <= (start.timestamp_ms or 0):
+        raise ConfigurationError(
+            f"the end time {_iso(end.timestamp_ms)} is not after the start time {_iso(start.timestamp_ms)}: "
+            "ranges are [start, end). Swap them, or choose an end after the start."
+        )
     by_partition = {s.partition: s for s in states}
     partitions: Sequence[int] = sorted(by_partition)
     for spec_name, spec_offsets in (("start", start.offsets), ("end", end.offsets)):
@@ -442,3 +453,7 @@ def plan_ranges(
     return Plan(
         topic=topic, ranges=tuple(ranges), lost=tuple(lost), group_id=group_id, planned_at_ms=planned_at_ms
     )
+
+
+def _iso(ms: int | None) -> str:
+    return "?" if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()

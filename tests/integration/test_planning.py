@@ -93,6 +93,27 @@ def test_timestamps_resolve_to_offsets(hook, kafka_bootstrap: str, topic_name: s
         end=EndSpec(kind="timestamp", timestamp_ms=base + 10**9),
     )
     assert spans(open_end) == [(0, 0, 10)]
+    # Inverted times are refused like inverted offsets (before: an empty replay that "succeeded").
+    with pytest.raises(ConfigurationError, match="is not after the start time"):
+        hook.plan(
+            topic=topic_name,
+            start=StartSpec(kind="timestamp", timestamp_ms=base + 7000),
+            end=EndSpec(kind="timestamp", timestamp_ms=base + 2500),
+        )
+    same = base + 5000
+    with pytest.raises(ConfigurationError, match="is not after the start time"):
+        hook.plan(
+            topic=topic_name,
+            start=StartSpec(kind="timestamp", timestamp_ms=same),
+            end=EndSpec(kind="timestamp", timestamp_ms=same),
+        )
+    # An explicit start offset with an end time that the log reaches before it.
+    with pytest.raises(ConfigurationError, match="is reached at offset 3, before the start offset 8"):
+        hook.plan(
+            topic=topic_name,
+            start=StartSpec(kind="offsets", offsets={0: 8}),
+            end=EndSpec(kind="timestamp", timestamp_ms=base + 2500),
+        )
 
 
 def test_max_records_and_explicit_offsets(hook, kafka_bootstrap: str, topic_name: str) -> None:  # type: ignore[no-untyped-def]
