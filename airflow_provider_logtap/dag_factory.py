@@ -17,6 +17,8 @@ from airflow_provider_logtap.operators.replay import KafkaReplayFinishOperator, 
 from airflow_provider_logtap.operators.s3 import KafkaToS3ArchiveOperator
 from airflow_provider_logtap.operators.search import KafkaToSearchOperator
 from airflow_provider_logtap.operators.target import KafkaToTargetOperator
+from airflow_provider_logtap.replay import DEFAULTS as REPLAY_DEFAULTS
+from airflow_provider_logtap.replay import FROM_KINDS, TO_KINDS
 from airflow_provider_logtap.sensors.kafka import (
     KafkaBacklogSensor,
     KafkaIntervalCompleteSensor,
@@ -31,6 +33,7 @@ from airflow_provider_logtap.taps import (
     SearchTarget,
     Tap,
 )
+from airflow_provider_logtap.targets import REPLAY_NAME
 
 TAPS_FILE_VARIABLE = "logtap_taps_file"
 
@@ -208,9 +211,9 @@ def replay_params(taps: list[Tap]) -> dict[str, Param]:
             description="The tap whose topic and kind of target to replay.",
         ),
         "from": Param(
-            "earliest",
+            REPLAY_DEFAULTS["from"],
             type="string",
-            enum=["earliest", "offsets", "timestamp"],
+            enum=list(FROM_KINDS),
             title="From",
             description="Where each partition's range starts.",
         ),
@@ -224,9 +227,9 @@ def replay_params(taps: list[Tap]) -> dict[str, Param]:
             examples=["2026-11-01T00:00:00Z"],
         ),
         "to": Param(
-            "latest",
+            REPLAY_DEFAULTS["to"],
             type="string",
-            enum=["latest", "offsets", "timestamp", "committed"],
+            enum=list(TO_KINDS),
             title="To",
             description="Where ranges end (exclusive): the high watermark now, offsets, a time, or the "
             "live tap's committed offsets (required to overwrite partitions).",
@@ -241,12 +244,13 @@ def replay_params(taps: list[Tap]) -> dict[str, Param]:
             examples=["2026-11-02T00:00:00Z"],
         ),
         "target_name": Param(
-            "replay-1",
+            REPLAY_DEFAULTS["target_name"],
             type="string",
-            pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+            pattern=rf"^$|{REPLAY_NAME.pattern}",
             title="New target name",
             description="The replay writes beside the live target: S3 <prefix>/replays/<name>, "
-            "HDFS <base_path>/_replays/<name>. Letters, digits, '_' and '-'.",
+            "HDFS <base_path>/_replays/<name>, indices <index_prefix>.replay-<name>-*. Letters, digits, '_' "
+            "and '-'; empty: named after the run id. A name already holding another range is refused.",
             examples=["regex-fix-2026-11-25"],
         ),
         "overwrite_partitions": Param(
@@ -280,10 +284,10 @@ def replay_params(taps: list[Tap]) -> dict[str, Param]:
             description="Another topic to replay into the tap's kind of target (default: the tap's).",
         ),
         "dry_run": Param(
-            False,
+            REPLAY_DEFAULTS["dry_run"],
             type="boolean",
             title="Dry run",
-            description="Only plan and count records and bytes per partition; write nothing.",
+            description="Only plan and count records and bytes per partition; write nothing. Untick to write.",
         ),
     }
 

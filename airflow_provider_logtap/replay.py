@@ -9,6 +9,7 @@ segment, partitions are relative paths without ``..`` or wildcards.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,6 +23,18 @@ from airflow_provider_logtap.targets import relocated
 
 FROM_KINDS = ("earliest", "offsets", "timestamp")
 TO_KINDS = ("latest", "offsets", "timestamp", "committed")
+#: The form's defaults (the DAG's ``Param`` s derive from these): a replay only writes once asked to.
+DEFAULTS: Mapping[str, Any] = {"from": "earliest", "to": "latest", "dry_run": True, "target_name": ""}
+
+
+def name_from_run(run_id: str) -> str:
+    """A target name of a replay run that gave none: its run id made one safe segment, e.g.
+    ``manual__2026-12-01T10-00-00-000000-00-00``; different runs get different names, so two replays that keep
+    the default never write into one place."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", run_id).strip("-_")[:64].rstrip("-_")
+    if not name:
+        raise ConfigurationError("target_name is required: the run id gives no name to derive one from")
+    return name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,14 +68,16 @@ def _spec_value(kind: str, offsets: Any, timestamp: Any, which: str) -> Any:
     return kind
 
 
-def parse_request(params: Mapping[str, Any], taps: Sequence[Tap]) -> ReplayRequest:
-    """A validated request from the replay DAG's params; every error says which field and how to fix it."""
+def parse_request(params: Mapping[str, Any], taps: Sequence[Tap], *, run_id: str = "") -> ReplayRequest:
+    """A validated request from the replay DAG's params; every error says which field and how to fix it.
+
+    Without a ``target_name`` the new target is named after ``run_id`` (:func:`name_from_run`)."""
     by_name = {t.name: t for t in taps}
     name = params.get("tap")
     if name not in by_name:
         raise ConfigurationError(f"tap must be one of {sorted(by_name)}. Got {name!r}")
     tap = by_name[name]
-    from_kind, to_kind = params.get("from", "earliest"), params.get("to", "latest")
+    from_kind, to_kind = params.get("from", DEFAULTS["from"]), params.get("to", DEFAULTS["to"])
     if from_kind not in FROM_KINDS:
         raise ConfigurationError(f"from must be one of {set(FROM_KINDS)}. Got {from_kind!r}")
     if to_kind not in TO_KINDS:
@@ -107,7 +122,8 @@ def parse_request(params: Mapping[str, Any], taps: Sequence[Tap]) -> ReplayReque
     else:
         if to_kind == "committed" and tap.mode != "group":
             raise ConfigurationError(f"to='committed' needs a group-mode tap; {tap.name!r} is {tap.mode}")
-        target = relocated(target, params.get("target_name") or "")
+        name = params.get("target_name") or DEFAULTS["target_name"]
+        target = relocated(target, name if name else name_from_run(run_id))
     topic = params.get("topic") or tap.topic
     _check_topic(topic)
     return ReplayRequest(
@@ -117,5 +133,5 @@ def parse_request(params: Mapping[str, Any], taps: Sequence[Tap]) -> ReplayReque
         end=end,
         target=target,
         overwrite=overwrite,
-        dry_run=bool(params.get("dry_run", False)),
+        dry_run=bool(params.get("dry_run", DEFAULTS["dry_run"])),
     )

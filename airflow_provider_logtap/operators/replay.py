@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -35,8 +36,8 @@ class KafkaReplayPlanOperator(BaseOperator):
         self.taps = list(taps)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        request = parse_request(context["params"], self.taps)
         run_id = str(context["run_id"])
+        request = parse_request(context["params"], self.taps, run_id=run_id)
         hook = KafkaRangeHook(kafka_config_id=request.tap.kafka_conn_id)
         ledger = PlanLedger(context["ti"].dag_id)
         plan = ledger.get_run(run_id)
@@ -46,6 +47,8 @@ class KafkaReplayPlanOperator(BaseOperator):
         else:
             self.log.info("reusing the plan this run recorded before: the same offsets again")
         replay = self._describe(request, plan, run_id)
+        if not request.overwrite and not request.dry_run:
+            _claim_name(ledger, request, plan, run_id, replay["where"])
         context["ti"].xcom_push(key=REPLAY_XCOM_KEY, value=replay)
         for rng in plan.ranges:
             self.log.info("replay %s: %d offsets", rng, rng.size)
@@ -102,6 +105,34 @@ class KafkaReplayPlanOperator(BaseOperator):
                 records += len(batch)
                 nbytes += batch.nbytes()
             self.log.info("dry run %s: %d records, %s", rng, records, human_bytes(nbytes))
+
+
+def _claim_name(ledger: PlanLedger, request: ReplayRequest, plan: Plan, run_id: str, where: str) -> None:
+    """Record which range a replay's new target holds; refuse a second replay of another range into it (the
+    two would overlap there: offsets twice, or a mix of two ranges)."""
+    spans = [[r.partition, r.start, r.end] for r in plan.ranges]
+    key = ledger._key("replay-target", request.tap.name, where.lower())
+    held = ledger._get(key)
+    if (
+        held is not None
+        and held["run"] != run_id
+        and (held["topic"], held["ranges"]) != (request.topic, spans)
+    ):
+        raise ConfigurationError(
+            f"the replay target {where} already holds replay run {held['run']!r} of {held['topic']} ranges "
+            f"{_spans(held['ranges'])}; this run asks for {request.topic} {_spans(spans)}. Choose another "
+            "target_name (or leave it empty to name it after this run); to reuse the name, delete that target's "
+            f"data and the Airflow Variable {key!r} first."
+        )
+    ledger._set(
+        key,
+        json.dumps({"run": run_id, "topic": request.topic, "ranges": spans}),
+        f"logtap: the range replay run {run_id} wrote into {where}",
+    )
+
+
+def _spans(spans: list[list[int]]) -> str:
+    return ", ".join(f"{p}:[{s}, {e})" for p, s, e in spans) or "(none)"
 
 
 def _partitions(hook: KafkaRangeHook, topic: str) -> list[int]:

@@ -15,6 +15,7 @@ from live import trigger, wait_for_all, wait_for_backfills, wait_for_dag, wait_f
 
 from airflow_provider_logtap.kafka.client import reader_config
 from airflow_provider_logtap.kafka.offsets import committed_offsets
+from airflow_provider_logtap.replay import name_from_run
 from airflow_provider_logtap.sinks.archive import read_lines
 
 
@@ -88,14 +89,33 @@ def test_replay_from_the_form_equals_the_live_load_and_leaves_it_alone(
         kafka_bootstrap, topic_name, loggen.generate(700, seed=32)
     )  # the live tap has not loaded these
 
-    replay = {"tap": "live_s3", "from": "earliest", "to": "committed", "target_name": "sys-replay"}
-    run = trigger_when_accepted(live_airflow, "logtap_replay", replay)
+    # The form's default is a dry run: a click without unticking it writes nothing.
+    default = {"tap": "live_s3", "from": "earliest", "to": "committed", "target_name": "by-default"}
+    first = trigger_when_accepted(live_airflow, "logtap_replay", default)
+    assert wait_for_run(live_airflow, "logtap_replay", first) == "success"
+    assert lines_under(s3_client, bucket, "raw/replays/by-default/") == {}
+
+    replay = {**default, "target_name": "sys-replay", "dry_run": False}
+    run = trigger(live_airflow, "logtap_replay", replay)
     assert wait_for_run(live_airflow, "logtap_replay", run) == "success"
     assert lines_under(s3_client, bucket, f"raw/replays/sys-replay/{topic_name}/") == live
     assert sum(map(len, live.values())) == 3000
     assert (
         group_state(kafka_bootstrap, "logtap-live_s3", topic_name, 3) == before
     )  # offsets and claims unmoved
+
+    # A second replay of another range into the same name is refused before it writes (the two would overlap
+    # there); the same range again is an idempotent re-write.
+    other = trigger(live_airflow, "logtap_replay", {**replay, "to": "latest"})
+    assert wait_for_run(live_airflow, "logtap_replay", other) == "failed"
+    assert lines_under(s3_client, bucket, f"raw/replays/sys-replay/{topic_name}/") == live
+    same = trigger(live_airflow, "logtap_replay", replay)
+    assert wait_for_run(live_airflow, "logtap_replay", same) == "success"
+    assert lines_under(s3_client, bucket, f"raw/replays/sys-replay/{topic_name}/") == live
+    # Without a name the target is named after the run: two such replays never share a place.
+    unnamed = trigger(live_airflow, "logtap_replay", {**replay, "target_name": ""})
+    assert wait_for_run(live_airflow, "logtap_replay", unnamed) == "success"
+    assert lines_under(s3_client, bucket, f"raw/replays/{name_from_run(unnamed)}/{topic_name}/") == live
 
     # A dry run plans and counts, and writes nothing.
     dry = trigger(live_airflow, "logtap_replay", {**replay, "target_name": "dry", "dry_run": True})

@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.replay import parse_request
@@ -79,3 +81,28 @@ def test_overwriting_partitions_stays_inside_the_target() -> None:
         parse_request({"tap": "by_time", "overwrite_partitions": ["dt=2015-10-28"]}, TAPS)
     with pytest.raises(ConfigurationError, match="needs a group-mode tap"):
         parse_request({"tap": "hourly", "overwrite_partitions": ["dt=2015-10-28"], "to": "committed"}, TAPS)
+
+
+def test_the_safe_choice_is_the_default() -> None:
+    """A replay triggered with the form's defaults is a dry run, into a target named after the run."""
+    r = parse_request({"tap": "archive"}, TAPS, run_id="manual__2026-12-01T10:00:00.123456+00:00")
+    assert r.dry_run is True
+    assert r.target.prefix.endswith("/replays/manual__2026-12-01T10-00-00-123456-00-00")
+    other = parse_request({"tap": "archive"}, TAPS, run_id="manual__2026-12-01T10:05:00+00:00")
+    assert other.target.prefix != r.target.prefix
+    assert parse_request({"tap": "archive", "dry_run": False, "target_name": "x"}, TAPS).dry_run is False
+    with pytest.raises(ConfigurationError, match="target_name is required"):
+        parse_request({"tap": "archive"}, TAPS)
+
+
+@given(st.text(min_size=1, max_size=300))
+def test_names_from_any_run_id_are_safe_segments(run_id: str) -> None:
+    from airflow_provider_logtap.replay import name_from_run
+    from airflow_provider_logtap.targets import REPLAY_NAME
+
+    try:
+        name = name_from_run(run_id)
+    except ConfigurationError:
+        assert not any(c.isascii() and c.isalnum() for c in run_id)
+        return
+    assert REPLAY_NAME.match(name)
