@@ -67,10 +67,9 @@ def build_sink(
     *,
     run: str,
     only_partitions: tuple[str, ...] = (),
-    staging: str | None = None,
 ) -> Sink:
-    """The sink of ``target``; for an event-time target, ``only_partitions``/``staging`` write only lines of
-    those partitions, under ``staging`` (see the replay's partition overwrite)."""
+    """The sink of ``target``; for an event-time target, ``only_partitions`` rebuilds those partitions in
+    place (see the replay's partition overwrite)."""
     if isinstance(target, S3ArchiveTarget):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -104,7 +103,7 @@ def build_sink(
         )
         return HdfsEventTimeSink(
             client=webhdfs_client(target.webhdfs_conn_id, target.proxy_user),
-            base=staging or target.base_path,
+            base=target.base_path,
             partitioner=partitioner,
             compression=target.compression,
             max_bad_ratio=target.max_bad_ratio,

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from airflow_provider_logtap.compat import BaseOperator, Context, TriggerRule, emit_asset_events, run_identity
+from airflow_provider_logtap.compat import BaseOperator, Context, TriggerRule, emit_asset_events
 from airflow_provider_logtap.core.progress import human_bytes
 from airflow_provider_logtap.core.ranges import EndSpec, Plan
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.ledger import PlanLedger
 from airflow_provider_logtap.replay import ReplayRequest, parse_request
-from airflow_provider_logtap.sinks.hdfs import swap_partitions
+from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink
 from airflow_provider_logtap.taps import HdfsEventTimeTarget, Tap
-from airflow_provider_logtap.targets import target_from_dict, target_to_dict, webhdfs_client
+from airflow_provider_logtap.targets import build_sink, target_to_dict
 
 REPLAY_XCOM_KEY = "replay"
 
@@ -71,18 +71,37 @@ class KafkaReplayPlanOperator(BaseOperator):
             end = EndSpec(
                 kind="offsets", offsets={p: c.offset for p, c in committed.items() if c.offset is not None}
             )
-        return hook.plan(
+        plan = hook.plan(
             topic=request.topic, start=request.start, end=end, on_data_loss=request.tap.on_data_loss
         )
+        return self._aligned(plan, request) if request.overwrite else plan
+
+    def _aligned(self, plan: Plan, request: ReplayRequest) -> Plan:
+        """A partition rebuild replaces whole recorded writes: each range starts where the live write holding
+        its start began (read again, so that write is rebuilt whole)."""
+        target = request.target
+        assert isinstance(target, HdfsEventTimeTarget)
+        sink = build_sink(target, run="plan", only_partitions=request.overwrite)
+        assert isinstance(sink, HdfsEventTimeSink)
+        ranges = []
+        for rng in plan.ranges:
+            holding = sink.write_containing(rng.topic, rng.partition, rng.start)
+            if holding is not None:
+                self.log.info(
+                    "%s: starting at %d, where the live write %s holding offset %d began",
+                    rng,
+                    holding.start,
+                    holding,
+                    rng.start,
+                )
+                rng = replace(rng, start=holding.start)
+            ranges.append(rng)
+        return replace(plan, ranges=tuple(ranges))
 
     def _describe(self, request: ReplayRequest, plan: Plan, run_id: str) -> dict[str, Any]:
         target = request.target
-        staging = None
         where = getattr(target, "asset_uri", target.type)
         if request.overwrite:
-            assert isinstance(target, HdfsEventTimeTarget)
-            safe = re.sub(r"[^A-Za-z0-9_.=-]", "_", run_id)
-            staging = f"{target.base_path.rstrip('/')}/_replays/_staging/{safe}"
             chosen = ", ".join(request.overwrite)
             where = f"partitions {chosen} of {target.asset_uri}/{request.topic} (rebuilt in place)"
         return {
@@ -91,7 +110,6 @@ class KafkaReplayPlanOperator(BaseOperator):
             "kafka_conn_id": request.tap.kafka_conn_id,
             "target": target_to_dict(target),
             "only_partitions": list(request.overwrite),
-            "staging": staging,
             "covered": {str(r.partition): r.end for r in plan.ranges},
             "dry_run": request.dry_run,
             "where": where,
@@ -142,7 +160,7 @@ def _partitions(hook: KafkaRangeHook, topic: str) -> list[int]:
 
 
 class KafkaReplayFinishOperator(BaseOperator):
-    """Finish a replay: swap rebuilt event-time partitions into place (partition overwrite), and report.
+    """Finish a replay: report what it wrote (a partition rebuild is in place once its loads are done).
 
     :param replay: the plan step's ``replay`` XCom.
     :param results: the loads' results.
@@ -171,20 +189,13 @@ class KafkaReplayFinishOperator(BaseOperator):
             len(results),
             " (dry run)" if replay["dry_run"] else "",
         )
-        outcome: dict[str, str] = {}
-        if replay["only_partitions"] and not replay["dry_run"]:
-            target = target_from_dict(replay["target"])
-            assert isinstance(target, HdfsEventTimeTarget)
-            outcome = swap_partitions(
-                webhdfs_client(target.webhdfs_conn_id, target.proxy_user),
-                base=target.base_path,
-                staging=replay["staging"],
-                topic=replay["topic"],
-                partitions=replay["only_partitions"],
-                covered={int(p): int(e) for p, e in replay["covered"].items()},
-                run=run_identity(context),
+        if replay["only_partitions"]:
+            counts = [r.get("counts", {}) for r in results]
+            self.log.info(
+                "partitions %s rebuilt in place: %d recorded writes rebuilt whole, %d left as they were",
+                ", ".join(replay["only_partitions"]),
+                sum(int(c.get("writes_rebuilt", 0)) for c in counts),
+                sum(int(c.get("writes_untouched", 0)) for c in counts),
             )
-            for partition, what in outcome.items():
-                self.log.info("partition %s: %s", partition, what)
         emit_asset_events(context, self.outlets, {"replay": replay["where"], "written": written}, partitions)
-        return {"written": written, "partitions": partitions, "swapped": outcome}
+        return {"written": written, "partitions": partitions}

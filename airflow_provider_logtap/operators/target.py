@@ -14,7 +14,7 @@ from airflow_provider_logtap.targets import build_sink, target_from_dict
 class KafkaToTargetOperator(KafkaRangeLoadOperator):
     """Load one offset range into the target described by ``replay`` (made by :class:`KafkaReplayPlanOperator`).
 
-    :param replay: ``{"target": {...}, "only_partitions": [...], "staging": ..., "kafka_conn_id": ...}``.
+    :param replay: ``{"target": {...}, "only_partitions": [...], "kafka_conn_id": ...}``.
 
     The other parameters are those of :class:`KafkaRangeLoadOperator`.
     """
@@ -34,5 +34,4 @@ class KafkaToTargetOperator(KafkaRangeLoadOperator):
             target_from_dict(self.replay["target"]),
             run=run_identity(context),
             only_partitions=tuple(self.replay.get("only_partitions") or ()),
-            staging=self.replay.get("staging"),
         )

@@ -12,14 +12,15 @@ The ``client`` is an ``hdfs`` library client (``WebHDFSHook(...).get_conn()``: `
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
 import posixpath
-import re
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from airflow_provider_logtap.core import naming
@@ -49,7 +50,8 @@ def temp_name(path: str) -> str:
 
 
 def check_partition_prefix(prefix: str) -> str:
-    """A relative partition path or prefix (``dt=2015-10-28`` or ``dt=2015-10-28/hour=14``), safe to join."""
+    """A relative partition path or prefix (``dt=2015-10-28`` or ``dt=2015-10-28/hour=14``), safe to join, and
+    never one of logtap's own directories (``_logtap``, ``_dead_letter``) or a hidden one (``.``, ``_``)."""
     if isinstance(prefix, str) and prefix.startswith("/"):
         raise ConfigurationError(
             f"a partition is a path relative to the target's topic directory. Got {prefix!r}"
@@ -57,62 +59,13 @@ def check_partition_prefix(prefix: str) -> str:
     clean = naming.clean_prefix(prefix, "partition")
     if not clean:
         raise ConfigurationError("a partition to overwrite must name one, like 'dt=2015-10-28'")
+    hidden = [seg for seg in clean.split("/") if seg[0] in "_."]
+    if hidden:
+        raise ConfigurationError(
+            f"partition {prefix!r} names {hidden[0]!r}: segments starting with '_' or '.' are logtap's own "
+            f"directories ({MANIFESTS}, {DEAD_LETTERS}) or hidden files, never event-time partitions"
+        )
     return clean
-
-
-def swap_partitions(
-    client: Any,
-    *,
-    base: str,
-    staging: str,
-    topic: str,
-    partitions: Sequence[str],
-    covered: dict[int, int],
-    run: str,
-) -> dict[str, str]:
-    """Swap rebuilt event-time partitions from ``staging`` into ``base``, one directory rename each.
-
-    Per partition: the live directory moves to ``<base>/_trash/<run>/``, the rebuilt one takes its place, and
-    files of the live one that start at or after ``covered[kafka partition]`` (written by the live tap beyond the
-    replayed offsets) move back in; then the trash goes. Readers see the old or the rebuilt partition, never a
-    mix of half of each. Returns ``{partition: what happened}``.
-    """
-    files = _Files(client)
-    base, staging = naming.clean_base(base), naming.clean_base(staging)
-    trash_root = posixpath.join(base, "_trash", re.sub(r"[^A-Za-z0-9_.=-]", "_", run))
-    outcome: dict[str, str] = {}
-    for partition in partitions:
-        partition = check_partition_prefix(partition)
-        rebuilt = posixpath.join(staging, topic, partition)
-        live = posixpath.join(base, topic, partition)
-        if not files.exists(rebuilt):
-            outcome[partition] = "no line of the replayed offsets falls in it: left as it was"
-            continue
-        trash = posixpath.join(trash_root, topic, partition)
-        had_live = files.exists(live)
-        if had_live:
-            client.makedirs(posixpath.dirname(trash))
-            client.rename(live, trash)
-        client.makedirs(posixpath.dirname(live))
-        client.rename(rebuilt, live)
-        kept = 0
-        if had_live:
-            for root, _dirs, names in client.walk(trash):
-                for name in names:
-                    parsed = naming.parse_file_name(name)
-                    if (
-                        parsed
-                        and parsed.topic == topic
-                        and parsed.start >= covered.get(parsed.partition, 2**63)
-                    ):
-                        target = posixpath.join(live, posixpath.relpath(posixpath.join(root, name), trash))
-                        client.makedirs(posixpath.dirname(target))
-                        client.rename(posixpath.join(root, name), target)
-                        kept += 1
-            client.delete(trash, recursive=True)
-        outcome[partition] = f"rebuilt ({kept} newer live files kept)" if had_live else "built (was absent)"
-    client.delete(trash_root, recursive=True)
-    return outcome
 
 
 class _Files:
@@ -232,8 +185,9 @@ class HdfsEventTimeSink:
     :param compression: ``none`` (default) or ``gzip``/``zstd`` for the partition files.
     :param max_bad_ratio: the largest share of lines without event time a write accepts (``None``: any).
     :param run: who writes (recorded in the manifests).
-    :param only_partitions: write only the lines of these partitions (or partition prefixes such as
-        ``dt=2015-10-28``); the others are skipped and counted (a replay rebuilding chosen partitions).
+    :param only_partitions: rebuild these partitions (or partition prefixes such as ``dt=2015-10-28``) in
+        place: the recorded writes of the range that touch them (before or after) are written again whole,
+        the others left as they are (a replay rebuilding chosen partitions; see ``_rebuild``).
     """
 
     name = "hdfs_event_time"
@@ -289,62 +243,160 @@ class HdfsEventTimeSink:
         )
 
     def write(self, rng: OffsetRange, batches: Iterable[RecordBatch]) -> WriteResult:
+        if self.only:
+            return self._rebuild(rng, batches)
         began = time.monotonic()
         lost: list[OffsetRange] = []
         with _Spools(self.format) as spools:
-            total = bad = tombstones = nbytes = skipped = 0
-            for batch in track_lost(batches, lost):
-                values = batch.values
-                buckets, rejects = self.partitioner.split(values)
-                if self.only:
-                    kept = {p: lines for p, lines in buckets.items() if self._chosen(p)}
-                    skipped += sum(len(lines) for p, lines in buckets.items() if p not in kept)
-                    buckets = kept
-                spools.add(buckets, batch.nbytes())
-                for i, reason in rejects:
-                    value = values[i]
-                    assert value is not None
-                    spools.dead(
-                        reason,
-                        dead_letter(
-                            topic=rng.topic,
-                            partition=rng.partition,
-                            offset=batch.offset_at(i),
-                            timestamp=batch.timestamp_at(i),
-                            reason=reason,
-                            value=value,
-                        ),
-                    )
-                count = len(values)
-                dead = values.count(None)
-                tombstones += dead
-                total += count - dead
-                bad += len(rejects)
-                nbytes += batch.nbytes()
-            if ratio_exceeded(bad, total, self.max_bad_ratio):
-                raise BadLineRatioError(
-                    f"{rng}: {bad} of {total} lines ({bad / total:.1%}) have no readable event time, more than "
-                    f"max_bad_ratio={self.max_bad_ratio:.1%}; nothing was written. The first reason: "
-                    f"{spools.first_reason()}. Check the tap's timestamp regex and date format (a replay with "
-                    "corrected ones can rebuild these partitions)."
-                )
-            result = self._publish(rng, spools)
-        files, partitions, removed = result
+            tally = self._fill(spools, rng, track_lost(batches, lost))
+            self._check_ratio(rng, tally, spools.first_reason())
+            files, partitions, removed = self._publish(rng, spools)
+            bytes_out = spools.bytes_out
         return WriteResult(
             sink=self.name,
             range=rng,
-            records=total + tombstones,
-            written=total - bad - skipped,
-            bytes_in=nbytes,
-            bytes_out=spools.bytes_out,
+            records=tally.total + tally.tombstones,
+            written=tally.total - tally.bad,
+            bytes_in=tally.nbytes,
+            bytes_out=bytes_out,
             objects=tuple(files),
             removed=tuple(removed),
             lost=tuple(lost),
-            counts={"tombstones": tombstones, "dead_letters": bad, "other_partitions": skipped},
+            counts={"tombstones": tally.tombstones, "dead_letters": tally.bad},
             partitions=tuple(partitions),
-            dead_letters=bad,
+            dead_letters=tally.bad,
             seconds=time.monotonic() - began,
         )
+
+    def _fill(self, spools: _Spools, rng: OffsetRange, batches: Iterable[RecordBatch]) -> _Tally:
+        """Split the batches' lines into the spools (dead letters with their reasons)."""
+        tally = _Tally()
+        for batch in batches:
+            values = batch.values
+            buckets, rejects = self.partitioner.split(values)
+            spools.add(buckets, batch.nbytes())
+            for i, reason in rejects:
+                value = values[i]
+                assert value is not None
+                spools.dead(
+                    reason,
+                    dead_letter(
+                        topic=rng.topic,
+                        partition=rng.partition,
+                        offset=batch.offset_at(i),
+                        timestamp=batch.timestamp_at(i),
+                        reason=reason,
+                        value=value,
+                    ),
+                )
+            dead = values.count(None)
+            tally.tombstones += dead
+            tally.total += len(values) - dead
+            tally.bad += len(rejects)
+            tally.nbytes += batch.nbytes()
+        return tally
+
+    def _check_ratio(self, rng: OffsetRange, tally: _Tally, first_reason: str) -> None:
+        if ratio_exceeded(tally.bad, tally.total, self.max_bad_ratio):
+            raise BadLineRatioError(
+                f"{rng}: {tally.bad} of {tally.total} lines ({tally.bad / tally.total:.1%}) have no readable event "
+                f"time, more than max_bad_ratio={self.max_bad_ratio:.1%}; nothing was written. The first reason: "
+                f"{first_reason}. Check the tap's timestamp regex and date format (a replay with corrected ones "
+                "can rebuild these partitions)."
+            )
+
+    def write_starts(self, topic: str, partition: int) -> list[int]:
+        """The start offsets of the writes recorded for a Kafka partition (from the manifests' names)."""
+        starts = []
+        for name in self.files.names(self.manifest_dir(topic, partition)):
+            parsed = naming.parse_file_name(name)
+            if parsed is not None and parsed.suffix == ".json" and parsed.topic == topic:
+                starts.append(parsed.start)
+        return sorted(starts)
+
+    def write_containing(self, topic: str, partition: int, offset: int) -> OffsetRange | None:
+        """The recorded write whose range holds ``offset`` and starts before it (a rebuild must start at its
+        start, so that it replaces that write whole), or ``None``."""
+        below = [s for s in self.write_starts(topic, partition) if s < offset]
+        if not below:
+            return None
+        rng = OffsetRange(topic=topic, partition=partition, start=below[-1], end=below[-1])
+        path = self.manifest_path(rng)
+        m = Manifest.decode(self.files.read(path), path)
+        return replace(rng, end=m.end) if m.end > offset else None
+
+    def _rebuild(self, rng: OffsetRange, batches: Iterable[RecordBatch]) -> WriteResult:
+        """Rebuild chosen partitions: every recorded write of the range whose lines lay in a chosen partition
+        before, or do now, is written again whole with this sink's (corrected) options, in place — its files in
+        every partition and its dead letters replaced through its manifest, files it no longer produces
+        removed. The other writes stay as they are. So the live tree holds each offset of the range once, where
+        the options say, and nothing is left outside it."""
+        began = time.monotonic()
+        overlapping = self.write_containing(rng.topic, rng.partition, rng.start)
+        if overlapping is not None:
+            raise ConfigurationError(
+                f"{rng}: the recorded write {overlapping} starts before this rebuild's start and holds it; a "
+                f"rebuild replaces whole writes: start at offset {overlapping.start} (the replay's plan does)."
+            )
+        starts = [s for s in self.write_starts(rng.topic, rng.partition) if rng.start < s < rng.end]
+        bounds = [rng.start, *starts, rng.end]
+        segments = [replace(rng, start=a, end=b) for a, b in itertools.pairwise(bounds)]
+        lost: list[OffsetRange] = []
+        with contextlib.ExitStack() as stack:
+            spools = [stack.enter_context(_Spools(self.format)) for _ in segments]
+            tallies = [
+                self._fill(spool, segment, part)
+                for spool, segment, part in zip(
+                    spools, segments, _by_segment(track_lost(batches, lost), bounds), strict=True
+                )
+            ]
+            whole = _Tally.sum(tallies)
+            reasons = [sp.first_reason() for sp in spools if sp.has_dead_letters()]
+            self._check_ratio(rng, whole, reasons[0] if reasons else "(none)")
+            files: list[str] = []
+            partitions: set[str] = set()
+            removed: list[str] = []
+            rewritten = untouched = written = dead = 0
+            for segment, spool, tally in zip(segments, spools, tallies, strict=True):
+                old = self._recorded(segment)
+                before = old.partitions if old is not None else ()
+                if not any(self._chosen(p) for p in (*before, *spool.paths())):
+                    untouched += 1
+                    continue
+                done, placed, gone = self._publish(segment, spool)
+                files += done
+                partitions.update(placed)
+                removed += gone
+                rewritten += 1
+                written += tally.total - tally.bad
+                dead += tally.bad
+            bytes_out = sum(sp.bytes_out for sp in spools)
+        return WriteResult(
+            sink=self.name,
+            range=rng,
+            records=whole.total + whole.tombstones,
+            written=written,
+            bytes_in=whole.nbytes,
+            bytes_out=bytes_out,
+            objects=tuple(files),
+            removed=tuple(removed),
+            lost=tuple(lost),
+            counts={
+                "tombstones": whole.tombstones,
+                "dead_letters": dead,
+                "writes_rebuilt": rewritten,
+                "writes_untouched": untouched,
+            },
+            partitions=tuple(sorted(partitions)),
+            dead_letters=dead,
+            seconds=time.monotonic() - began,
+        )
+
+    def _recorded(self, rng: OffsetRange) -> Manifest | None:
+        path = self.manifest_path(rng)
+        if not self.files.exists(path):
+            return None
+        return Manifest.decode(self.files.read(path), path)
 
     def _old_manifests(self, rng: OffsetRange) -> list[tuple[str, Manifest]]:
         directory = self.manifest_dir(rng.topic, rng.partition)
@@ -515,3 +567,50 @@ class _CompressedSpool:
 
     def close(self) -> None:
         self.file.close()
+
+
+@dataclass(kw_only=True)
+class _Tally:
+    total: int = 0
+    bad: int = 0
+    tombstones: int = 0
+    nbytes: int = 0
+
+    @classmethod
+    def sum(cls, tallies: Iterable[_Tally]) -> _Tally:
+        out = cls()
+        for t in tallies:
+            out.total, out.bad = out.total + t.total, out.bad + t.bad
+            out.tombstones, out.nbytes = out.tombstones + t.tombstones, out.nbytes + t.nbytes
+        return out
+
+
+def _by_segment(batches: Iterable[RecordBatch], bounds: Sequence[int]) -> Iterator[Iterator[RecordBatch]]:
+    """The batches of ``[bounds[0], bounds[-1])`` cut at ``bounds``: one iterator per segment, consumed in
+    order (each must be exhausted before the next is taken)."""
+    source = iter(batches)
+    carry: list[RecordBatch] = []
+
+    def segment(end: int) -> Iterator[RecordBatch]:
+        while True:
+            batch = carry.pop() if carry else next(source, None)
+            if batch is None:
+                return
+            offsets = batch.offsets
+            cut = bisect.bisect_left(offsets, end)
+            if cut == len(offsets):
+                yield batch
+                continue
+            if cut:
+                yield _slice(batch, 0, cut, batch.lost)
+            carry.append(_slice(batch, cut, len(offsets), None if cut else batch.lost))
+            return
+
+    for end in bounds[1:]:
+        yield segment(end)
+
+
+def _slice(batch: RecordBatch, i: int, j: int, lost: OffsetRange | None) -> RecordBatch:
+    return RecordBatch.of(
+        batch.topic, batch.partition, batch.offsets[i:j], batch.values[i:j], batch.timestamps[i:j], lost
+    )
