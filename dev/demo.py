@@ -140,8 +140,8 @@ def show_search(url: str, sent: dict[int, list[bytes]]) -> None:
     from opensearchpy import OpenSearch
 
     client = OpenSearch(url)
-    client.indices.refresh(index="logtap-weblogs-*")
-    indexed = client.count(index="logtap-weblogs-2*")["count"]
+    client.indices.refresh(index="logtap-weblogs")  # the alias of the live daily indices (not dead letters)
+    indexed = client.count(index="logtap-weblogs")["count"]
     step(
         f"OpenSearch: {indexed} parsed, GeoIP-enriched documents ({sum(map(len, sent.values()))} records in Kafka)"
     )
@@ -153,9 +153,9 @@ def show_search(url: str, sent: dict[int, list[bytes]]) -> None:
             "errors": {"filter": {"range": {"http.response.status_code": {"gte": 500}}}},
         },
     }
-    print("    GET logtap-weblogs-*/_search")
+    print("    GET logtap-weblogs/_search   (the alias of the live daily indices logtap-weblogs-YYYY.MM.DD)")
     print("    " + json.dumps(query))
-    answer = client.search(index="logtap-weblogs-2*", body=query)["aggregations"]
+    answer = client.search(index="logtap-weblogs", body=query)["aggregations"]
     print("    top countries:")
     for bucket in answer["top_countries"]["buckets"]:
         print(f"      {bucket['key']:<20} {bucket['doc_count']:>6} hits")
