@@ -248,7 +248,7 @@ class HdfsEventTimeSink:
         began = time.monotonic()
         lost: list[OffsetRange] = []
         with _Spools(self.format) as spools:
-            tally = self._fill(spools, rng, track_lost(batches, lost))
+            tally = self._fill(spools, rng, track_lost(batches, lost), whole=rng)
             self._check_ratio(rng, tally, spools.first_reason())
             files, partitions, removed = self._publish(rng, spools)
             bytes_out = spools.bytes_out
@@ -268,9 +268,21 @@ class HdfsEventTimeSink:
             seconds=time.monotonic() - began,
         )
 
-    def _fill(self, spools: _Spools, rng: OffsetRange, batches: Iterable[RecordBatch]) -> _Tally:
-        """Split the batches' lines into the spools (dead letters with their reasons)."""
+    def _fill(
+        self,
+        spools: _Spools,
+        rng: OffsetRange,
+        batches: Iterable[RecordBatch],
+        *,
+        whole: OffsetRange,
+        before: _Tally | None = None,
+    ) -> _Tally:
+        """Split the batches' lines into the spools (dead letters with their reasons). Fails as soon as the bad
+        lines (with ``before``'s) are more than ``max_bad_ratio`` of every offset of ``whole``: the ratio can no
+        longer end below it, so the rest of the range need not be read."""
         tally = _Tally()
+        limit = None if self.max_bad_ratio is None else self.max_bad_ratio * whole.size
+        earlier = before.bad if before is not None else 0
         for batch in batches:
             values = batch.values
             buckets, rejects = self.partitioner.split(values)
@@ -294,15 +306,27 @@ class HdfsEventTimeSink:
             tally.total += len(values) - dead
             tally.bad += len(rejects)
             tally.nbytes += batch.nbytes()
+            if limit is not None and earlier + tally.bad > limit:
+                self._check_ratio(
+                    whole,
+                    replace(tally, bad=earlier + tally.bad, total=whole.size),
+                    spools.first_reason(),
+                    early=True,
+                )
         return tally
 
-    def _check_ratio(self, rng: OffsetRange, tally: _Tally, first_reason: str) -> None:
+    def _check_ratio(self, rng: OffsetRange, tally: _Tally, first_reason: str, early: bool = False) -> None:
         if ratio_exceeded(tally.bad, tally.total, self.max_bad_ratio):
+            counted = (
+                f"already {tally.bad} of the range's {tally.total} offsets have lines without a readable event "
+                "time (stopped reading early)"
+                if early
+                else f"{tally.bad} of {tally.total} lines ({tally.bad / tally.total:.1%}) have no readable event time"
+            )
             raise BadLineRatioError(
-                f"{rng}: {tally.bad} of {tally.total} lines ({tally.bad / tally.total:.1%}) have no readable event "
-                f"time, more than max_bad_ratio={self.max_bad_ratio:.1%}; nothing was written. The first reason: "
-                f"{first_reason}. Check the tap's timestamp regex and date format (a replay with corrected ones "
-                "can rebuild these partitions)."
+                f"{rng}: {counted}, more than max_bad_ratio={self.max_bad_ratio:.1%}; nothing was written. The "
+                f"first reason: {first_reason}. Check the tap's timestamp regex and date format (a replay with "
+                "corrected ones can rebuild these partitions)."
             )
 
     def write_starts(self, topic: str, partition: int) -> list[int]:
@@ -344,12 +368,12 @@ class HdfsEventTimeSink:
         lost: list[OffsetRange] = []
         with contextlib.ExitStack() as stack:
             spools = [stack.enter_context(_Spools(self.format)) for _ in segments]
-            tallies = [
-                self._fill(spool, segment, part)
-                for spool, segment, part in zip(
-                    spools, segments, _by_segment(track_lost(batches, lost), bounds), strict=True
-                )
-            ]
+            tallies: list[_Tally] = []
+            for spool, segment, part in zip(
+                spools, segments, _by_segment(track_lost(batches, lost), bounds), strict=True
+            ):
+                done = _Tally.sum(tallies)
+                tallies.append(self._fill(spool, segment, part, whole=rng, before=done))
             whole = _Tally.sum(tallies)
             reasons = [sp.first_reason() for sp in spools if sp.has_dead_letters()]
             self._check_ratio(rng, whole, reasons[0] if reasons else "(none)")

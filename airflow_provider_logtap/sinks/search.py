@@ -279,6 +279,11 @@ class SearchSink:
                         )
                     )
                 total += len(values) - values.count(None)
+                if self.max_bad_ratio is not None and bad > self.max_bad_ratio * rng.size:
+                    # The ratio can no longer end below the limit: stop reading the rest of the range.
+                    self._too_many_bad(
+                        rng, bad, f"already {bad} of the range's {rng.size} offsets (stopped early)"
+                    )
                 k = 0
                 lines = []
                 for i, offset in enumerate(offsets):
@@ -294,11 +299,7 @@ class SearchSink:
                     )
                 spool.write(b"".join(lines))
             if ratio_exceeded(bad, total, self.max_bad_ratio):
-                raise BadLineRatioError(
-                    f"{rng}: {bad} of {total} lines ({bad / total:.1%}) do not parse as Apache access logs, more "
-                    f"than max_bad_ratio={self.max_bad_ratio:.1%}; nothing was indexed. Check the tap's log_format "
-                    "and date format (a replay with corrected ones can index the range again)."
-                )
+                self._too_many_bad(rng, bad, f"{bad} of {total} lines ({bad / total:.1%})")
             spool.seek(0)
             indexed, refused = self._send(_actions(spool))
             dead_count = bad + len(refused)
@@ -327,6 +328,14 @@ class SearchSink:
             },
             dead_letters=dead_count,
             seconds=time.monotonic() - began,
+        )
+
+    def _too_many_bad(self, rng: OffsetRange, bad: int, counted: str) -> None:
+        assert self.max_bad_ratio is not None
+        raise BadLineRatioError(
+            f"{rng}: {counted} do not parse as Apache access logs, more than max_bad_ratio="
+            f"{self.max_bad_ratio:.1%}; nothing was indexed. Check the tap's log_format and date format (a replay "
+            "with corrected ones can index the range again)."
         )
 
     def _dead_action(self, topic: str, partition: int, offset: int) -> bytes:

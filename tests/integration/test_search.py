@@ -126,8 +126,18 @@ def test_malformed_lines_go_to_the_dead_letter_index_and_a_wrong_format_fails(
     wrong = f"w-{topic_name.lower()}"
     produce(kafka_bootstrap, topic_name, 0, [b'{"ts": "2015-10-28T14:03:07Z", "msg": "json logs"}'] * 50)
     json_logs = OffsetRange(topic=topic_name, partition=0, start=62, end=112)
-    with pytest.raises(BadLineRatioError, match="do not parse as Apache access logs"):
-        sink(wrong, geoip_database, max_bad_ratio=0.01).write(json_logs, read_range(consumer, json_logs))
+    read: list[int] = []
+
+    def counted() -> Iterator[Any]:
+        for batch in read_range(consumer, json_logs, batch_size=10):
+            read.append(len(batch))
+            yield batch
+
+    with pytest.raises(
+        BadLineRatioError, match=r"already 10 of the range's 50 offsets \(stopped early\) do not"
+    ):
+        sink(wrong, geoip_database, max_bad_ratio=0.01).write(json_logs, counted())
+    assert sum(read) == 10  # stopped once the ratio could no longer end below the limit
     assert not client.indices.exists(index=f"{wrong}.dead-letter")
 
 
