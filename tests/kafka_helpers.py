@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -64,3 +65,13 @@ def delete_records(bootstrap: str, topic: str, partition: int, before: int) -> N
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for f in admin.delete_records([TopicPartition(topic, partition, before)], request_timeout=30).values():
         f.result()
+
+
+def counted_read(consumer: Any, rng: Any, read: list[int], batch_size: int) -> Iterator[Any]:
+    """``read_range`` in batches of ``batch_size``, noting in ``read`` how many records each batch held (to
+    show how much of a range a sink read before it stopped)."""
+    from airflow_provider_logtap.kafka.reader import read_range
+
+    for batch in read_range(consumer, rng, batch_size=batch_size):
+        read.append(len(batch))
+        yield batch

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
-from kafka_helpers import create_topic, produce
+from kafka_helpers import counted_read, create_topic, produce
 
 from airflow_provider_logtap.core.eventtime import EventTimeReader, TimeFormat
 from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate
@@ -150,16 +150,12 @@ def test_wrong_regex_fails_loudly_and_writes_nothing(
     rng = OffsetRange(topic=topic_name, partition=0, start=0, end=300)
     iso = TimeFormat.named("iso8601")  # the tap says ISO-8601, the logs are Apache's
     read: list[int] = []
-
-    def counted() -> Iterator[Any]:
-        for batch in read_range(consumer, rng, batch_size=20):
-            read.append(len(batch))
-            yield batch
+    batches = counted_read(consumer, rng, read, batch_size=20)
 
     with pytest.raises(
         BadLineRatioError, match=r"offsets have lines without a readable event time \(stopped"
     ):
-        event_sink(hdfs_client, hdfs_base, time_format=iso, max_bad_ratio=0.01).write(rng, counted())
+        event_sink(hdfs_client, hdfs_base, time_format=iso, max_bad_ratio=0.01).write(rng, batches)
     assert tree(hdfs_client, hdfs_base) == {}
     # It stopped once the ratio could no longer end below the limit: after 4 bad lines, not 300.
     assert sum(read) <= 20

@@ -13,7 +13,7 @@ from typing import Any
 import maxminddb
 import pytest
 from confluent_kafka import Consumer
-from kafka_helpers import create_topic, produce
+from kafka_helpers import counted_read, create_topic, produce
 
 from airflow_provider_logtap.core.accesslog import AccessLogParser
 from airflow_provider_logtap.core.ranges import OffsetRange
@@ -127,16 +127,12 @@ def test_malformed_lines_go_to_the_dead_letter_index_and_a_wrong_format_fails(
     produce(kafka_bootstrap, topic_name, 0, [b'{"ts": "2015-10-28T14:03:07Z", "msg": "json logs"}'] * 50)
     json_logs = OffsetRange(topic=topic_name, partition=0, start=62, end=112)
     read: list[int] = []
-
-    def counted() -> Iterator[Any]:
-        for batch in read_range(consumer, json_logs, batch_size=10):
-            read.append(len(batch))
-            yield batch
+    batches = counted_read(consumer, json_logs, read, batch_size=10)
 
     with pytest.raises(
         BadLineRatioError, match=r"already 10 of the range's 50 offsets \(stopped early\) do not"
     ):
-        sink(wrong, geoip_database, max_bad_ratio=0.01).write(json_logs, counted())
+        sink(wrong, geoip_database, max_bad_ratio=0.01).write(json_logs, batches)
     assert sum(read) == 10  # stopped once the ratio could no longer end below the limit
     assert not client.indices.exists(index=f"{wrong}.dead-letter")
 
