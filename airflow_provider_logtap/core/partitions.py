@@ -2,22 +2,39 @@
 
 The template's fields are ``%Y %m %d %H %M %j`` (and ``%%``); the rest is literal path text. Paths are made
 in one zone (UTC by default), so a line logged at 23:30 -0800 lands in the next UTC day. Paths are cached per
-quarter hour (every zone's offset is a multiple of 15 minutes), or per minute when the template has ``%M``.
+quarter hour, or per minute when the template has ``%M`` (where the zone's offset is a whole multiple of that:
+every zone's today, not the local mean times of the 19th century, which are computed exactly).
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from airflow_provider_logtap.core.eventtime import APACHE_REGEX, EventTimeReader, zone_of
+from airflow_provider_logtap.core.eventtime import EventTimeReader, zone_of
 from airflow_provider_logtap.errors import ConfigurationError
 
 DEFAULT_TEMPLATE = "dt=%Y-%m-%d/hour=%H"
 _FIELDS = set("YmdHMj%")
+# What each field writes (strftime with a four-digit year), for checking paths a template could have made.
+_FIELD_REGEX = {
+    "Y": r"(\d{4})",
+    "m": r"(0[1-9]|1[0-2])",
+    "d": r"(0[1-9]|[12]\d|3[01])",
+    "H": r"([01]\d|2[0-3])",
+    "M": r"([0-5]\d)",
+    "j": r"(00[1-9]|0[1-9]\d|[12]\d\d|3[0-5]\d|36[0-6])",
+}
 _SAFE = re.compile(r"^[A-Za-z0-9._=+-]+$")
 _CACHE_LIMIT = 250_000
+# Event times outside these years are no partition (strftime writes year 999 as "999", and 10000 does not exist).
+_MIN_EPOCH = calendar.timegm((1000, 1, 2, 0, 0, 0))
+_MAX_EPOCH = calendar.timegm((9999, 12, 31, 0, 0, 0))
+# The seconds of a time that is inside its minute (not 60, a leap second, which is in the next one).
+_SECONDS = frozenset(b"%02d" % s for s in range(60))
+_COLON_SECONDS = frozenset(b":" + s for s in _SECONDS)
 
 
 def check_template(template: str) -> str:
@@ -39,6 +56,12 @@ def check_template(template: str) -> str:
                 f"partition template {template!r} has an unsafe segment {segment!r}: use letters, digits, "
                 "._=+- and the date fields, separated by single '/'"
             )
+        if segment[0] in "_.":
+            raise ConfigurationError(
+                f"partition template {template!r} has a segment {segment!r} that starts with {segment[0]!r}: "
+                "directories starting with '_' are logtap's own (_logtap, _dead_letter, _trash, _replays) and "
+                "those starting with '.' are hidden; start the segment with a letter or a field, like 'dt=%Y'"
+            )
     return template.strip("/")
 
 
@@ -51,24 +74,88 @@ class PartitionTemplate:
         self.zone = zone_of(zone)
         self.step = 60 if "%M" in self.template else 900
         self._cache: dict[int, str] = {}
+        # Per segment: a regex of what it writes, and the field of each of its groups.
+        self._segments = [
+            (
+                re.compile(
+                    "".join(
+                        _FIELD_REGEX[m[1]] if m[1] in _FIELD_REGEX else re.escape(m[2] or "%")
+                        for m in re.finditer(r"%(.)|([^%]+)", segment)
+                    ),
+                    re.ASCII,
+                ),
+                [f for f in re.findall(r"%(.)", segment) if f in _FIELD_REGEX],
+            )
+            for segment in self.template.split("/")
+        ]
+
+    def _local(self, epoch: int) -> datetime:
+        return datetime.fromtimestamp(epoch, tz=timezone.utc).astimezone(self.zone)
 
     def path(self, epoch: int) -> str:
         key = epoch // self.step
         found = self._cache.get(key)
         if found is None:
-            moment = datetime.fromtimestamp(key * self.step, tz=timezone.utc).astimezone(self.zone)
-            found = moment.strftime(self.template)
+            start = self._local(key * self.step)
+            found = start.strftime(self.template)
+            offset = start.utcoffset()
+            if (
+                offset is None
+                or offset.total_seconds() % self.step
+                or self._local(key * self.step + self.step - 1).utcoffset() != offset
+            ):
+                return self._local(epoch).strftime(self.template)  # a local mean time: not on the step's grid
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = found
         return found
+
+    def uniform(self, minute: int, path: str) -> bool:
+        """Whether the minute that starts at epoch ``minute`` is all in the partition ``path``."""
+        if minute // self.step in self._cache:  # on the zone's grid (a step is whole minutes)
+            return True
+        return self.path(minute) == path == self.path(minute + 59)
+
+    def check_partition(self, path: str) -> str:
+        """``path`` if it is a partition this template makes, or a prefix of whole segments of one.
+
+        With ``dt=%Y-%m-%d/hour=%H``: ``dt=2015-10-28/hour=14`` and ``dt=2015-10-28`` pass; ``_logtap``,
+        ``dt=2015-10-28/hour=24``, ``dt=2015-02-30``, ``/dt=2015-10-28``, ``dt=2015-10-28/`` and
+        ``dt=2015-10-28/hour=14/x`` raise :class:`ConfigurationError` (with an example and the template).
+        """
+        segments = path.split("/") if isinstance(path, str) else []
+        fields: dict[str, str] = {}
+        ok = 0 < len(segments) <= len(self._segments)
+        for segment, (regex, names) in zip(segments, self._segments, strict=False):
+            m = regex.fullmatch(segment) if ok else None
+            if m is None:
+                ok = False
+                break
+            for name, value in zip(names, m.groups(), strict=True):
+                ok = ok and fields.setdefault(name, value) == value
+        if ok and "Y" in fields:
+            year = int(fields["Y"])
+            if "m" in fields and "d" in fields:
+                ok = int(fields["d"]) <= calendar.monthrange(year, int(fields["m"]))[1]
+            if "j" in fields:
+                ok = ok and int(fields["j"]) <= 365 + calendar.isleap(year)
+        elif ok and "m" in fields and "d" in fields:
+            ok = int(fields["d"]) <= calendar.monthrange(2000, int(fields["m"]))[1]
+        if not ok:
+            example = self._local(1446041000).strftime(self.template)
+            raise ConfigurationError(
+                f"{path!r} is not a partition of the template {self.template!r}: name one like {example!r} "
+                f"(or a prefix of whole segments, like {example.split('/')[0]!r})"
+            )
+        return path
 
 
 class EventTimePartitioner:
     """Splits lines by the partition of their own event time; lines without one get a reason instead.
 
     The per-line work is a ``find``, a slice and a dict lookup from the timestamp text straight to the
-    partition path; conversions happen once per distinct timestamp text.
+    partition path; conversions happen once per distinct timestamp text. Every line gets exactly the answer of
+    the format's regex and date format (the caches only make it faster).
     """
 
     def __init__(self, reader: EventTimeReader, template: PartitionTemplate) -> None:
@@ -76,62 +163,90 @@ class EventTimePartitioner:
         self.template = template
         self._paths: dict[bytes, str] = {}
         self._minutes: dict[bytes, str] = {}
-        self._apache = reader.format.regex == APACHE_REGEX and reader.format.date_format == "apache"
+        self._apache = reader.finds_apache and reader.apache
+        self._no_match = f"no timestamp matches {reader.format.regex!r}"
 
-    def _path_of(self, text: bytes) -> str | None:
-        """The partition of a timestamp text (``None`` when it cannot be read); caches what it computes."""
+    def _resolve(self, text: bytes) -> tuple[str, str]:
+        """``(partition, "")`` of a timestamp text the regex found, or ``("", reason)``; caches partitions."""
         epoch = self.reader.convert(text)
         if isinstance(epoch, str):
-            return None
+            return "", epoch
+        if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
+            return (
+                "",
+                f"timestamp {text.decode('ascii', 'backslashreplace')!r} is outside the years 1000 to 9999",
+            )
         path = self.template.path(epoch)
-        cache, key = (self._minutes, text[:17] + text[20:]) if self._apache else (self._paths, text)
+        if self._apache:
+            # One path per minute of the text (the seconds cut out), if the whole minute has that path.
+            seconds = text[18:20]
+            start = epoch - int(seconds)
+            if seconds in _SECONDS and self.template.uniform(start, path):
+                cache, key = self._minutes, text[:17] + text[20:]
+            else:
+                return path, ""
+        else:
+            cache, key = self._paths, text
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
         cache[key] = path
-        return path
+        return path, ""
 
     def split(self, values: Sequence[bytes | None]) -> tuple[dict[str, list[bytes]], list[tuple[int, str]]]:
         """``({path: lines in order}, [(index, reason), ...])`` for ``values`` (tombstones are skipped)."""
         buckets: dict[str, list[bytes]] = {}
         bad: list[tuple[int, str]] = []
-        text_of = self.reader.text
         if self._apache:
             # Apache's [dd/Mon/yyyy:HH:MM:SS +zzzz]: partitions are at least a minute wide, so the text without
             # its seconds finds the path (sparse historical logs have few lines per second, many per minute).
-            minutes = self._minutes
+            # Each '[' of the line in turn, as the regex tries them: a '[' whose minute is known needs only ':'
+            # and two digits of seconds to be the regex's match there; any other is matched by the regex itself.
+            minutes, match, resolve, no_match = (
+                self._minutes,
+                self.reader.match,
+                self._resolve,
+                self._no_match,
+            )
+            reason = ""
             for i, v in enumerate(values):
                 if v is None:
                     continue
                 j = v.find(b"[")
-                if j < 0 or v[j + 27 : j + 28] != b"]":
-                    bad.append((i, f"no timestamp matches {self.reader.format.regex!r}"))
+                while j >= 0:
+                    if v[j + 27 : j + 28] == b"]":
+                        path = minutes.get(v[j + 1 : j + 18] + v[j + 21 : j + 27])
+                        if path is not None and v[j + 18 : j + 21] in _COLON_SECONDS:
+                            break
+                        if match(v, j):
+                            path, reason = resolve(v[j + 1 : j + 27])
+                            break
+                    j = v.find(b"[", j + 1)
+                else:
+                    bad.append((i, no_match))
                     continue
-                seconds = v[j + 19 : j + 21]
-                path = minutes.get(v[j + 1 : j + 18] + v[j + 21 : j + 27])
-                if path is None or not seconds.isdigit() or seconds > b"60":
-                    text = v[j + 1 : j + 27]
-                    path = self._path_of(text)
-                    if path is None:
-                        bad.append((i, str(self.reader.convert(text))))
-                        continue
+                if not path:
+                    bad.append((i, reason))
+                    continue
                 bucket = buckets.get(path)
                 if bucket is None:
                     buckets[path] = [v]
                 else:
                     bucket.append(v)
             return buckets, bad
-        paths = self._paths
+        paths, text_of = self._paths, self.reader.text
         for i, v in enumerate(values):
             if v is None:
                 continue
             t = text_of(v)
             if t is None:
-                bad.append((i, f"no timestamp matches {self.reader.format.regex!r}"))
+                bad.append((i, self._no_match))
                 continue
-            path = paths.get(t) or self._path_of(t)
-            if path is None:
-                bad.append((i, str(self.reader.convert(t))))
-                continue
+            path = paths.get(t) or ""
+            if not path:
+                path, reason = self._resolve(t)
+                if not path:
+                    bad.append((i, reason))
+                    continue
             bucket = buckets.get(path)
             if bucket is None:
                 buckets[path] = [v]

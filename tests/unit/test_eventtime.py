@@ -1,14 +1,25 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_logtap.core.eventtime import EventTimeReader, TimeFormat, zone_of
+from airflow_provider_logtap.core.eventtime import (
+    APACHE_FORMAT,
+    APACHE_REGEX,
+    FORMATS,
+    EventTimeReader,
+    TimeFormat,
+    regex_of_date_format,
+    suggest_date_format,
+    zone_of,
+)
 from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate, check_template
 from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.taps import TapConfigError, parse_tap
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -127,3 +138,258 @@ def test_zones() -> None:
     assert zone_of("+05:30").utcoffset(None) == timedelta(hours=5, minutes=30)
     assert zone_of("-0800").utcoffset(None) == timedelta(hours=-8)
     assert PartitionTemplate("y=%Y/m=%m/d=%d/h=%H/m=%M").path(1446041000) == "y=2015/m=10/d=28/h=14/m=03"
+
+
+# --- The fast path finds what the regex finds (issue 10, item 4) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        b"<13>Oct 28 14:03:07 web httpd[812]: ",
+        b"[vhost] ",
+        b"[www.example.com:443] ",
+        b"[a][b][c] ",
+        b"[28/Oct/2015:99:03] ",
+    ],
+)
+@pytest.mark.parametrize("user", [b"-", b"user[x]", b"[x]", b"u[28/Oct/2015:14:03:07 +000]"])
+def test_brackets_before_the_timestamp(prefix: bytes, user: bytes) -> None:
+    line = prefix + b"1.2.3.4 - " + user + b' [28/Oct/2015:23:30:00 -0800] "GET /a[1] HTTP/1.1" 200 5'
+    assert EventTimeReader().text(line) == b"28/Oct/2015:23:30:00 -0800"
+    assert EventTimeReader().read(line) == 1446103800
+    partitioner = EventTimePartitioner(EventTimeReader(), PartitionTemplate())
+    for _ in range(2):  # the second time from the minute cache
+        assert partitioner.split([line]) == ({"dt=2015-10-29/hour=07": [line]}, [])
+
+
+@pytest.mark.parametrize(
+    ("known", "line", "reason"),
+    [
+        # The minute is known; the seconds are not two ASCII digits after a ':', so the regex does not match.
+        (
+            b"[28/Oct/2015:14:03:07 +0000]",
+            "[28/Oct/2015:14:03:\u0663 +0000]".encode(),
+            "no timestamp matches",
+        ),
+        (b"[28/Oct/2015:14:03:07 +0000]", b"[28/Oct/2015:14:03: 7 +0000]", "no timestamp matches"),
+        (b"[28/Oct/2015:14:03:07 +0000]", b"[28/Oct/2015:14:03x07 +0000]", "no timestamp matches"),
+        (b"[28/Oct/2015:14:03:07 +0000]", b"[28/Oct/2015:14:03:61 +0000]", "time of day out of range"),
+        (b"[28/Oct/2015:14:03:07 +0000]", b"[28/Oct/2015:14: 3:07 +0000]", "no timestamp matches"),
+        (b"[28/Oct/2015:14:03:07 +0000]", b"[28/Oct/2015:14:03:07 +2400]", "zone offset out of range"),
+        (b"[28/Oct/2015:14:03:07 +0000]", b"[28/Oct/2015:14:03:07 +0060]", "zone offset out of range"),
+        (b"[28/Oct/2015:14:03:07 +0000]", b"[28/Oct/0000:14:03:07 +0000]", "day out of range"),
+    ],
+)
+def test_a_known_minute_does_not_excuse_the_seconds(known: bytes, line: bytes, reason: str) -> None:
+    partitioner = EventTimePartitioner(EventTimeReader(), PartitionTemplate())
+    assert partitioner.split([known])[1] == []
+    buckets, bad = partitioner.split([line])
+    assert buckets == {} and len(bad) == 1 and reason in bad[0][1]
+    assert reason in str(EventTimeReader().read(line))
+
+
+def test_a_leap_second_is_the_next_second_even_from_the_minute_cache() -> None:
+    partitioner = EventTimePartitioner(EventTimeReader(), PartitionTemplate())
+    first, leap = b"[31/Dec/2016:23:59:07 +0000]", b"[31/Dec/2016:23:59:60 +0000]"
+    assert partitioner.split([first, leap]) == (
+        {"dt=2016-12-31/hour=23": [first], "dt=2017-01-01/hour=00": [leap]},
+        [],
+    )
+
+
+def test_months_in_any_case_as_strptime_reads_them() -> None:
+    assert EventTimeReader().read(b"[28/OCT/2015:14:03:07 +0000]") == 1446041000 - 13
+    assert EventTimeReader().read(b"[28/oct/2015:14:03:07 +0000]") == 1446041000 - 13
+
+
+# --- The default regex comes from date_format; mismatched pairs are refused (issue 10, item 5) ----------------
+
+
+def test_one_definition_of_each_format() -> None:
+    for name, named in FORMATS.items():
+        fmt = TimeFormat(date_format=name)
+        assert fmt.regex == named.regex and TimeFormat.named(name) == fmt
+        assert TimeFormat(regex=named.regex).date_format == name
+        reader = EventTimeReader(fmt)
+        for example in named.examples:
+            assert re.fullmatch(named.regex, example) or re.fullmatch(named.regex, f"[{example}]")
+            line = f"x [{example}] y" if name == "apache" else f"x {example} y"
+            assert reader.text(line.encode()) == example.encode()
+            assert isinstance(reader.read(line.encode()), int)
+    assert TimeFormat().regex == APACHE_REGEX and TimeFormat().date_format == "apache"
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (
+            {"regex": APACHE_REGEX, "date_format": "iso8601"},
+            r"timestamp_regex is logtap's apache regex .* remove timestamp_regex .* or set date_format: apache",
+        ),
+        (
+            {"regex": FORMATS["iso8601"].regex, "date_format": "apache"},
+            r"logtap's iso8601 regex .* set date_format: iso8601",
+        ),
+        (
+            {"regex": APACHE_REGEX, "date_format": "%Y-%m-%d %H:%M:%S"},
+            r"date_format '%Y-%m-%d %H:%M:%S' cannot read what timestamp_regex .* finds, e.g. "
+            r"'28/Oct/2015:14:03:07 \+0000': set date_format: apache, or remove timestamp_regex",
+        ),
+        ({"date_format": "%c"}, "uses %c, which logtap cannot find in a line by itself: set timestamp_regex"),
+        ({"date_format": "%Y-%m-%d %H:%M:%S %Q"}, "uses %Q"),
+    ],
+)
+def test_mismatched_pairs_are_refused_before_reading(kw: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        TimeFormat(**kw)
+
+
+def test_pairs_that_read_each_other() -> None:
+    assert EventTimeReader(TimeFormat(regex=APACHE_REGEX, date_format=APACHE_FORMAT)).read(
+        b"[28/Oct/2015:14:03:20 +0000]"
+    ) == (1446041000)
+    iso = TimeFormat(regex=FORMATS["iso8601"].regex, date_format="%Y-%m-%dT%H:%M:%S%z")
+    assert EventTimeReader(iso).read(b"at 2015-10-28T14:03:20Z") == 1446041000
+    TimeFormat(regex=r"\[([^\]]+)\]", date_format="iso8601")  # a custom regex is the user's word
+
+
+@pytest.mark.parametrize(
+    ("date_format", "line"),
+    [
+        ("%Y-%m-%d %H:%M:%S", b"2015-10-28 14:03:20 GET /"),
+        ("%Y/%m/%d %H:%M:%S", b"host 2015/10/28 14:03:20 GET /"),
+        ("%d/%b/%Y:%H:%M:%S %z", b"[28/Oct/2015:14:03:20 +0000]"),
+        ("%a, %d %b %Y %H:%M:%S %Z", b'date="Wed, 28 Oct 2015 14:03:20 GMT"'),
+        ("%Y%m%dT%H%M%S", b"id=7 at=20151028T140320 ok"),
+        ("%I:%M:%S %p %m/%d/%y", b"02:03:20 PM 10/28/15 x"),
+        ("%B %d, %Y %H:%M:%S.%f", b"October 28, 2015 14:03:20.250 x"),
+        ("%Y-%m-%d  %H:%M:%S", b"2015-10-28 14:03:20 x"),  # strptime: any whitespace for whitespace
+    ],
+)
+def test_a_strptime_format_brings_its_own_regex(date_format: str, line: bytes) -> None:
+    fmt = TimeFormat(date_format=date_format)
+    assert fmt.regex == regex_of_date_format(date_format)
+    assert EventTimeReader(fmt).read(line) == 1446041000
+
+
+def test_the_tap_checks_the_pair() -> None:
+    def target(**kw: str) -> dict[str, object]:
+        return {"name": "t", "topic": "w", "target": {"type": "hdfs_event_time", "base_path": "/d", **kw}}
+
+    assert parse_tap(target(date_format="iso8601")).target.time_format.regex == FORMATS["iso8601"].regex
+    assert parse_tap(target()).target.time_format.regex == APACHE_REGEX
+    with pytest.raises(TapConfigError, match=r"target.date_format.*remove timestamp_regex"):
+        parse_tap(target(timestamp_regex=APACHE_REGEX, date_format="iso8601"))
+    with pytest.raises(TapConfigError, match=r"target.date_format.*set date_format: epoch_ms"):
+        parse_tap(target(timestamp_regex=FORMATS["epoch_ms"].regex))
+
+
+APACHE_LINES = [b'1.2.3.4 - - [28/Oct/2015:14:03:07 +0000] "GET / HTTP/1.1" 200 5'] * 9 + [b"junk"]
+ISO_LINES = [b'{"time":"2015-10-28T14:03:07Z","path":"/"}'] * 10
+EPOCH_MS_LINES = [b"1446041000123 GET / 200"] * 10
+
+
+@pytest.mark.parametrize(
+    ("lines", "fmt", "hint"),
+    [
+        (
+            ISO_LINES,
+            TimeFormat(),
+            "these lines have ISO 8601 timestamps (e.g. '2015-10-28T14:03:07Z'): set date_format: iso8601",
+        ),
+        (
+            APACHE_LINES,
+            TimeFormat.named("iso8601"),
+            "have Apache [dd/Mon/yyyy:HH:MM:SS +zzzz] timestamps (e.g. "
+            "'28/Oct/2015:14:03:07 +0000'): set date_format: apache",
+        ),
+        (
+            EPOCH_MS_LINES,
+            TimeFormat(),
+            "epoch milliseconds timestamps (e.g. '1446041000123'): set date_format: epoch_ms",
+        ),
+        (ISO_LINES, TimeFormat(regex=r"\[([^\]]+)\]"), "set date_format: iso8601 and remove timestamp_regex"),
+    ],
+)
+def test_a_hint_for_lines_that_all_fail(lines: list[bytes], fmt: TimeFormat, hint: str) -> None:
+    got = suggest_date_format(lines, fmt)
+    assert got is not None and hint in got
+    if "remove" not in hint:
+        assert "remove" not in got
+
+
+def test_no_hint_when_nothing_reads_them_or_they_read_fine() -> None:
+    assert suggest_date_format([b"no time", b"here 12", None], TimeFormat()) is None
+    assert suggest_date_format([], TimeFormat()) is None
+    assert suggest_date_format(APACHE_LINES, TimeFormat()) is None
+
+
+# --- Partitions of the template, and only those (issue 10, item 7) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template", ["_logtap/%Y", "dt=%Y/_dead_letter", ".hidden/%Y", "dt=%Y/.x=%H", "_x=%Y"]
+)
+def test_templates_cannot_make_logtaps_own_or_hidden_directories(template: str) -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"starts with '[_.]': directories starting with '_' are logtap"
+    ):
+        check_template(template)
+    assert check_template("x_=%Y/%H.h") == "x_=%Y/%H.h"
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-10-28/hour=14"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-10-28"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2016-02-29/hour=00"),
+        ("y=%Y/d=%j/h=%H", "y=2016/d=366/h=23"),
+        ("y=%Y/m=%m/d=%d/h=%H/m=%M", "y=2015/m=10/d=28/h=14/m=59"),
+        ("p%%=%Y", "p%=2015"),
+        ("m=%m/d=%d", "m=02/d=29"),
+        ("%Y-%Y/h=%H%%", "2015-2015/h=14%"),
+    ],
+)
+def test_partitions_of_the_template_are_accepted(template: str, path: str) -> None:
+    assert PartitionTemplate(template).check_partition(path) == path
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ("dt=%Y-%m-%d/hour=%H", "_logtap"),
+        ("dt=%Y-%m-%d/hour=%H", "_dead_letter/weblogs"),
+        ("dt=%Y-%m-%d/hour=%H", "_trash"),
+        ("dt=%Y-%m-%d/hour=%H", ".dt=2015-10-28"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-10-28/hour=24"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-02-29"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-13-01"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=15-10-28"),
+        ("dt=%Y-%m-%d/hour=%H", "/dt=2015-10-28"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-10-28/"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-10-28//hour=14"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-10-28/hour=14/x"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=2015-10-28/../x"),
+        ("dt=%Y-%m-%d/hour=%H", "hour=14"),
+        ("dt=%Y-%m-%d/hour=%H", "dt=٢015-10-28"),
+        ("dt=%Y-%m-%d/hour=%H", ""),
+        ("y=%Y/d=%j", "y=2015/d=366"),
+        ("y=%Y/d=%j", "y=2015/d=000"),
+        ("a=%Y/b=%Y", "a=2015/b=2016"),
+        ("%Y-%Y", "2015-2016"),
+    ],
+)
+def test_other_paths_are_refused(template: str, path: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"is not a partition of the template .*: name one like '"):
+        PartitionTemplate(template).check_partition(path)
+
+
+@given(moments, st.sampled_from(["dt=%Y-%m-%d/hour=%H", "y=%Y/d=%j/h=%H/m=%M", "m=%m/d=%d"]))
+def test_every_path_a_template_makes_is_a_partition_of_it(moment: datetime, template: str) -> None:
+    tpl = PartitionTemplate(template, "Europe/Berlin")
+    path = tpl.path(int(moment.timestamp()))
+    segments = path.split("/")
+    for n in range(1, len(segments) + 1):
+        assert tpl.check_partition("/".join(segments[:n])) == "/".join(segments[:n])
