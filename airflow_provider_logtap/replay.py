@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from airflow_provider_logtap.core.eventtime import TimeFormat
+from airflow_provider_logtap.core.partitions import PartitionTemplate
 from airflow_provider_logtap.core.ranges import EndSpec, StartSpec, _check_topic, parse_timestamp_ms
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.sinks.hdfs import check_partition_prefix
@@ -110,6 +111,8 @@ def parse_request(params: Mapping[str, Any], taps: Sequence[Tap], *, run_id: str
                 f"overwrite_partitions rebuilds event-time partitions; tap {tap.name!r} writes {target.type}. "
                 "Leave it empty to replay into a new target named by target_name."
             )
+        template = PartitionTemplate(target.partition_template, target.partition_zone)
+        overwrite = tuple(template.check_partition(p) for p in overwrite)
         if tap.mode != "group":
             raise ConfigurationError(
                 "overwrite_partitions needs a group-mode tap (it ends at its committed offsets)"

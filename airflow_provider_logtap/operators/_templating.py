@@ -13,11 +13,19 @@ def is_template(value: Any) -> bool:
 
 
 def check_unless_templated(value: Any, check: Callable[[Any], T]) -> None:
-    """Run ``check`` at DAG-parse time when ``value`` is final, so a bad DAG fails to import, not to run."""
-    if (
+    """Run ``check`` at DAG-parse time when ``value`` is final, so a bad DAG fails to import, not to run
+    (a tuple of values is final when each of them is)."""
+    if isinstance(value, tuple):
+        if any(_pending(v) for v in value):
+            return
+    elif _pending(value):
+        return
+    check(value)
+
+
+def _pending(value: Any) -> bool:
+    return (
         value is None
         or is_template(value)
         or type(value).__name__ in ("XComArg", "PlainXComArg", "MapXComArg")
-    ):
-        return
-    check(value)
+    )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_logtap.core import naming
-from airflow_provider_logtap.core.eventtime import APACHE_REGEX, TimeFormat
+from airflow_provider_logtap.core.eventtime import TimeFormat
 from airflow_provider_logtap.core.partitions import DEFAULT_TEMPLATE, PartitionTemplate
 from airflow_provider_logtap.operators._templating import check_unless_templated
 from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
@@ -70,7 +70,8 @@ class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
     keys.
 
     :param base_path: the absolute HDFS directory of this copy.
-    :param timestamp_regex: a regex whose group is the timestamp (Apache's ``[...]`` by default).
+    :param timestamp_regex: a regex whose group is the timestamp (default: the ``date_format``'s own, e.g.
+        Apache's ``[...]``).
     :param date_format: ``apache`` (default), ``iso8601``, ``epoch_s``, ``epoch_ms`` or a strptime format.
     :param assume_zone: the zone of timestamps that carry none.
     :param partition_template: the partition path, strftime-like (``dt=%Y-%m-%d/hour=%H``).
@@ -96,7 +97,7 @@ class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
         self,
         *,
         base_path: str,
-        timestamp_regex: str = APACHE_REGEX,
+        timestamp_regex: str = "",
         date_format: str = "apache",
         assume_zone: str = "UTC",
         partition_template: str = DEFAULT_TEMPLATE,
@@ -119,6 +120,8 @@ class KafkaToHdfsEventTimeOperator(KafkaRangeLoadOperator):
         self.proxy_user = proxy_user
         self.compression = compression
         check_unless_templated(base_path, naming.clean_base)
-        check_unless_templated(timestamp_regex, lambda r: TimeFormat(regex=r))
-        check_unless_templated(date_format, lambda f: TimeFormat(date_format=f))
+        check_unless_templated(
+            (timestamp_regex, date_format),
+            lambda pair: TimeFormat(regex=pair[0], date_format=pair[1]),  # each alone, and the pair
+        )
         check_unless_templated(partition_template, lambda t: PartitionTemplate(t, partition_zone))

@@ -20,12 +20,13 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from airflow_provider_logtap.core import naming
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
+from airflow_provider_logtap.core.eventtime import suggest_date_format
 from airflow_provider_logtap.core.manifest import Manifest
 from airflow_provider_logtap.core.partitions import EventTimePartitioner
 from airflow_provider_logtap.core.ranges import OffsetRange
@@ -34,6 +35,7 @@ from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_
 from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 
 TEMP_SUFFIX = ".inprogress"
+_HINT_SAMPLES = 50
 _PARALLEL_FILES = 8
 MANIFESTS = "_logtap"
 DEAD_LETTERS = "_dead_letter"
@@ -290,6 +292,8 @@ class HdfsEventTimeSink:
             for i, reason in rejects:
                 value = values[i]
                 assert value is not None
+                if len(tally.samples) < _HINT_SAMPLES:
+                    tally.samples.append(value)
                 spools.dead(
                     reason,
                     dead_letter(
@@ -323,10 +327,13 @@ class HdfsEventTimeSink:
                 if early
                 else f"{tally.bad} of {tally.total} lines ({tally.bad / tally.total:.1%}) have no readable event time"
             )
+            hint = suggest_date_format(tally.samples, self.partitioner.reader.format)
             raise BadLineRatioError(
                 f"{rng}: {counted}, more than max_bad_ratio={self.max_bad_ratio:.1%}; nothing was written. The "
-                f"first reason: {first_reason}. Check the tap's timestamp regex and date format (a replay with "
-                "corrected ones can rebuild these partitions)."
+                f"first reason: {first_reason}. "
+                + (f"Hint: {hint}. " if hint else "")
+                + "Check the tap's timestamp regex and date format (a replay with corrected ones can rebuild "
+                "these partitions)."
             )
 
     def write_starts(self, topic: str, partition: int) -> list[int]:
@@ -387,8 +394,8 @@ class HdfsEventTimeSink:
                 if not any(self._chosen(p) for p in (*before, *spool.paths())):
                     untouched += 1
                     continue
-                done, placed, gone = self._publish(segment, spool)
-                files += done
+                published, placed, gone = self._publish(segment, spool)
+                files += published
                 partitions.update(placed)
                 removed += gone
                 rewritten += 1
@@ -599,6 +606,7 @@ class _Tally:
     bad: int = 0
     tombstones: int = 0
     nbytes: int = 0
+    samples: list[bytes] = field(default_factory=list)  # the first bad lines, for a hint
 
     @classmethod
     def sum(cls, tallies: Iterable[_Tally]) -> _Tally:
@@ -606,6 +614,7 @@ class _Tally:
         for t in tallies:
             out.total, out.bad = out.total + t.total, out.bad + t.bad
             out.tombstones, out.nbytes = out.tombstones + t.tombstones, out.nbytes + t.nbytes
+            out.samples += t.samples[: _HINT_SAMPLES - len(out.samples)]
         return out
 
 

@@ -154,11 +154,13 @@ def test_wrong_regex_fails_loudly_and_writes_nothing(
 
     with pytest.raises(
         BadLineRatioError, match=r"offsets have lines without a readable event time \(stopped"
-    ):
+    ) as failed:
         event_sink(hdfs_client, hdfs_base, time_format=iso, max_bad_ratio=0.01).write(rng, batches)
     assert tree(hdfs_client, hdfs_base) == {}
-    # It stopped once the ratio could no longer end below the limit: after 4 bad lines, not 300.
+    # It stopped once the ratio could no longer end below the limit: after 4 bad lines, not 300; and it names
+    # the option that would read them.
     assert sum(read) <= 20
+    assert "set date_format: apache" in str(failed.value)
 
 
 class CrashOnRename:

@@ -77,6 +77,15 @@ def test_overwriting_partitions_stays_inside_the_target() -> None:
     for bad in (["../x"], ["dt=*"], ["/abs"], [""]):
         with pytest.raises(ConfigurationError):
             parse_request({"tap": "by_time", "overwrite_partitions": bad, "to": "committed"}, TAPS)
+    # Only partitions of the tap's template: never logtap's own directories (one such replay replaced the live
+    # write manifests), nor paths the template cannot make.
+    for own in ("_logtap", "_dead_letter", "_logtap/partition=0", "dt=2015-13-01", "day=2015-10-28", "dt=x"):
+        with pytest.raises(ConfigurationError):
+            parse_request({"tap": "by_time", "overwrite_partitions": [own], "to": "committed"}, TAPS)
+    hour = parse_request(
+        {"tap": "by_time", "overwrite_partitions": ["dt=2015-10-28/hour=14"], "to": "committed"}, TAPS
+    )
+    assert hour.overwrite == ("dt=2015-10-28/hour=14",)
     with pytest.raises(ConfigurationError, match="set to='committed'"):
         parse_request({"tap": "by_time", "overwrite_partitions": ["dt=2015-10-28"]}, TAPS)
     with pytest.raises(ConfigurationError, match="needs a group-mode tap"):
