@@ -51,9 +51,9 @@ LOAD_OPERATORS: dict[type, type[KafkaRangeLoadOperator]] = {
 }
 
 
-def _load_operator(tap: Tap) -> Any:
+def _load_operator(tap: Tap, **extra: Any) -> Any:
     """The load operator of a tap's target, partially applied (``.expand(offset_range=...)`` follows): its
-    parameters are the target's settings, by name."""
+    parameters are the target's settings, by name (and ``extra``)."""
     target = tap.target
     return LOAD_OPERATORS[type(target)].partial(
         task_id="load",
@@ -63,6 +63,7 @@ def _load_operator(tap: Tap) -> Any:
         map_index_template=PARTITION_LABEL,
         outlets=[Asset(uri=f"{target.asset_uri}/{tap.topic}", name=f"logtap_{tap.name}")],
         **{f.name: getattr(target, f.name) for f in fields(target)},
+        **extra,
     )
 
 
@@ -135,8 +136,9 @@ def incremental_dag(tap: Tap) -> DAG:
 
 
 def interval_dag(tap: Tap) -> DAG:
-    """The load of one tap by data interval: each run loads the records whose Kafka timestamps fall in its
-    interval (chained to its neighbours' recorded plans); ``airflow backfill create`` loads past intervals."""
+    """The load of one tap by data interval: each run loads the records its interval owns (those stamped inside
+    it, up to ``max_disorder_seconds`` out of order; see :mod:`airflow_provider_logtap.core.intervals`), and
+    reports the out-of-place ones; ``airflow backfill create`` loads past intervals."""
     assert tap.schedule is not None
     with DAG(
         dag_id=tap.dag_id,
@@ -149,8 +151,10 @@ def interval_dag(tap: Tap) -> DAG:
         default_args={"retries": tap.retries, "retry_delay": timedelta(seconds=tap.retry_delay_seconds)},
         doc_md=(
             f"Load of topic `{tap.topic}` into `{tap.target.type}` by data interval: **plan** maps the run's "
-            "`[data_interval_start, data_interval_end)` to offsets by Kafka timestamp (recorded in the plan "
-            "ledger, Admin > Variables `logtap/...`), **load** one mapped task per partition. Backfill with "
+            "`[data_interval_start, data_interval_end)` to offsets by a robust clock of the Kafka timestamps "
+            f"(records up to {tap.max_disorder_seconds}s out of order land in the interval of their own time; "
+            "recorded in the plan ledger, Admin > Variables `logtap/...`), **load** one mapped task per unit "
+            "(zone, core, zone per partition), counting records stamped outside the interval. Backfill with "
             f"`airflow backfill create --dag-id {tap.dag_id} --from-date ... --to-date ...`; a re-run reuses "
             "the recorded plan."
         ),
@@ -158,7 +162,7 @@ def interval_dag(tap: Tap) -> DAG:
         wait = KafkaIntervalCompleteSensor(
             task_id="wait_for_completeness",
             topic=tap.topic,
-            lateness=tap.lateness_seconds,
+            lateness=max(tap.lateness_seconds, tap.max_disorder_seconds),  # the zone after the end exists
             idle_grace=tap.idle_grace_seconds,
             kafka_config_id=tap.kafka_conn_id,
             **_sensor_mode(tap),
@@ -168,10 +172,13 @@ def interval_dag(tap: Tap) -> DAG:
             task_id="plan",
             topic=tap.topic,
             on_data_loss=tap.on_data_loss,
+            max_disorder=tap.max_disorder_seconds,
             kafka_config_id=tap.kafka_conn_id,
         )
         wait >> plan
-        _load_operator(tap).expand(offset_range=plan.output)
+        _load_operator(tap, max_out_of_place_ratio=tap.max_out_of_place_ratio).expand(
+            offset_range=plan.output
+        )
     return dag
 
 

@@ -226,7 +226,10 @@ class Tap:
     ``mode`` is ``group`` (each run loads from the tap group's committed offsets to the high-water mark) or
     ``interval`` (each run loads its data interval's records by Kafka timestamp; backfills and clears reload
     exactly the same offsets). ``group_id`` defaults to ``logtap-<name>``; ``max_records_per_run`` bounds each
-    partition's range in group mode.
+    partition's range in group mode. In interval mode, ``max_disorder_seconds`` is how far a record's Kafka
+    timestamp may be from its neighbours' and still be loaded with the interval of its own time (at most half
+    the schedule's interval; the completeness sensor waits at least that long after an interval's end), and
+    ``max_out_of_place_ratio`` fails a load whose share of records stamped outside its interval is larger.
     """
 
     name: str
@@ -246,6 +249,8 @@ class Tap:
     max_backlog_age_seconds: int | None = None
     wait_timeout_seconds: int = 600
     lateness_seconds: int = 0
+    max_disorder_seconds: int = 300
+    max_out_of_place_ratio: float | None = None
     idle_grace_seconds: int | None = 600
     completeness_timeout_seconds: int = 7200
     retention_headroom: int = 100_000
@@ -389,6 +394,8 @@ TAP_KEYS = {
     "initial",
     "on_data_loss",
     "max_records_per_run",
+    "max_disorder_seconds",
+    "max_out_of_place_ratio",
     "retries",
     "retry_delay_seconds",
     "tags",
@@ -409,6 +416,23 @@ def _positive_setting(tap: str, key: str, raw: Mapping[str, Any]) -> int | None:
         return _positive(_get(tap, raw, key, int, None))
     except ConfigurationError as exc:
         raise TapConfigError(tap, key, str(exc), f"set {key} to 1 or more, or remove it") from None
+
+
+def _disorder(tap: str, raw: Mapping[str, Any], schedule: str | None) -> int:
+    """``max_disorder_seconds``: 0 or more, and at most half the shortest interval of an interval tap's schedule."""
+    from airflow_provider_logtap.core.intervals import check_disorder, shortest_interval_ms
+
+    value = _get(tap, raw, "max_disorder_seconds", int, Tap.max_disorder_seconds)
+    shortest = None if schedule is None else shortest_interval_ms(schedule)
+    try:
+        return check_disorder(value * 1000, shortest, "max_disorder_seconds") // 1000
+    except ConfigurationError as exc:
+        raise TapConfigError(
+            tap,
+            "max_disorder_seconds",
+            str(exc).removeprefix("max_disorder_seconds ").rstrip("."),
+            "e.g. 300 (5 minutes)",
+        ) from None
 
 
 def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 0) -> Tap:
@@ -506,13 +530,21 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
         )
     group_id = _get(name, merged, "group_id", str, "")
     tags = _get(name, merged, "tags", list, [])
+    schedule = _schedule(name, merged)
+    disorder = _disorder(name, merged, schedule if mode == "interval" else None)
+    try:
+        out_of_place = _ratio(_get(name, merged, "max_out_of_place_ratio", (int, float), None))
+    except ConfigurationError as exc:
+        raise TapConfigError(
+            name, "max_out_of_place_ratio", str(exc), "e.g. 0.01 fails a load with over 1% out of place"
+        ) from None
     return Tap(
         name=name,
         topic=topic,
         target=_target(name, merged.get("target")),
         group_id=group_id,
         kafka_conn_id=_get(name, merged, "kafka_conn_id", str, "kafka_default"),
-        schedule=_schedule(name, merged),
+        schedule=schedule,
         start_date=start_date or DEFAULT_START,
         mode=mode,
         catchup=_get(name, merged, "catchup", bool, False),
@@ -520,6 +552,8 @@ def parse_tap(raw: Any, defaults: Mapping[str, Any] | None = None, index: int = 
         initial=initial,
         on_data_loss=on_loss,
         max_records_per_run=_positive_setting(name, "max_records_per_run", merged),
+        max_disorder_seconds=disorder,
+        max_out_of_place_ratio=out_of_place,
         retries=_get(name, merged, "retries", int, 2),
         retry_delay_seconds=_get(name, merged, "retry_delay_seconds", int, 30),
         tags=tuple(str(t) for t in tags),

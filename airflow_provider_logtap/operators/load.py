@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from airflow_provider_logtap.compat import (
+    AirflowFailException,
     AirflowSkipException,
     BaseOperator,
     Context,
@@ -14,10 +16,13 @@ from airflow_provider_logtap.compat import (
     run_identity,
 )
 from airflow_provider_logtap.core import claims
+from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap.core.intervals import Membership
 from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, OffsetRange
-from airflow_provider_logtap.errors import one_of
+from airflow_provider_logtap.errors import ConfigurationError, one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.kafka.reader import DEFAULT_BATCH_SIZE
+from airflow_provider_logtap.ledger import PlanLedger
 from airflow_provider_logtap.metrics import incr
 from airflow_provider_logtap.operators._templating import check_unless_templated
 from airflow_provider_logtap.sinks.base import Sink, WriteResult
@@ -31,11 +36,19 @@ class KafkaRangeLoadOperator(BaseOperator):
     Subclasses say which sink (:meth:`make_sink`). Use one mapped task instance per partition:
     ``LoadOp.partial(...).expand(offset_range=plan.output)``.
 
+    In interval mode (an ``offset_range`` made by :class:`KafkaPlanIntervalOperator`, with ``unit``,
+    ``boundary_ms``, ``interval`` and ``ledger``) the load writes a core whole, and a zone with the records of
+    each side of its boundary whose interval has a recorded plan. It counts the records of its own interval whose
+    Kafka timestamp is outside the interval (*out of place*): a warning with examples, ``out_of_place`` in its
+    result (under ``interval``) and the ``logtap.out_of_place`` metric.
+
     :param offset_range: ``{"topic", "partition", "start", "end"}``, usually one element of a plan.
     :param group_id: the tap's consumer group: when set, the load writes only while its run holds the claim on
         this range (a superseded run's load is skipped).
     :param on_data_loss: ``fail`` (default) or ``log_start`` when retention deletes offsets while reading.
     :param batch_size: records per consume call.
+    :param max_out_of_place_ratio: interval mode: fail (without retries; the records are written) when more
+        than this share of the interval's records in the unit are out of place (default ``None``: only report).
     :param kafka_config_id: the Kafka connection id.
     """
 
@@ -49,6 +62,7 @@ class KafkaRangeLoadOperator(BaseOperator):
         group_id: str | None = None,
         on_data_loss: str = "fail",
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_out_of_place_ratio: float | None = None,
         kafka_config_id: str = "kafka_default",
         **kwargs: Any,
     ) -> None:
@@ -57,6 +71,11 @@ class KafkaRangeLoadOperator(BaseOperator):
         self.group_id = group_id
         self.on_data_loss = on_data_loss
         self.batch_size = batch_size
+        if max_out_of_place_ratio is not None and not 0 <= max_out_of_place_ratio <= 1:
+            raise ConfigurationError(
+                f"max_out_of_place_ratio must be between 0 and 1 or None. Got {max_out_of_place_ratio!r}"
+            )
+        self.max_out_of_place_ratio = max_out_of_place_ratio
         self.kafka_config_id = kafka_config_id
         check_unless_templated(offset_range, OffsetRange.from_dict)
         check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
@@ -84,12 +103,18 @@ class KafkaRangeLoadOperator(BaseOperator):
             if decision.action == "superseded":
                 raise AirflowSkipException(decision.reason)
             self.log.info(decision.reason)
+        membership = self.membership()
         if rng.empty:
             self.log.info("%s is empty: nothing to load", rng)
-            return WriteResult(sink="none", range=rng).to_dict()
+            empty = WriteResult(sink="none", range=rng).to_dict()
+            return empty if membership is None else {**empty, "interval": membership.to_dict()}
         sink = self.make_sink(context)
         self.log.info("loading %s (%d offsets) into %s", rng, rng.size, sink.name)
-        batches = hook.read(rng, batch_size=self.batch_size, on_data_loss=self.on_data_loss)
+        batches: Iterable[RecordBatch] = hook.read(
+            rng, batch_size=self.batch_size, on_data_loss=self.on_data_loss
+        )
+        if membership is not None:
+            batches = membership.select(batches)
         result = sink.write(rng, batches)
         self.log.info(result.summary())
         if result.partitions:
@@ -106,4 +131,57 @@ class KafkaRangeLoadOperator(BaseOperator):
             {"range": rng.to_dict(), "records": result.records, "written": result.written},
             list(result.partitions),
         )
-        return result.to_dict()
+        if membership is None:
+            return result.to_dict()
+        self.report_membership(rng, membership, tags)
+        return {**result.to_dict(), "interval": membership.to_dict()}
+
+    def membership(self) -> Membership | None:
+        """The selection of an interval-mode unit (``None`` for a plain range): a zone keeps the records of
+        each side whose interval has a recorded plan, looked up now (runs of one DAG never overlap)."""
+        spec = self.offset_range
+        if not isinstance(spec, Mapping) or "unit" not in spec:
+            return None
+        start_ms, end_ms = (int(t) for t in spec["interval"])
+        boundary = spec.get("boundary_ms")
+        m = Membership(kind=spec["unit"], start_ms=start_ms, end_ms=end_ms, boundary_ms=boundary)
+        if boundary is not None:
+            ledger = PlanLedger(str(spec["ledger"]))
+            if m.side == "before":
+                m.keep_after = ledger.planned_starting_at(int(boundary))
+            else:
+                m.keep_before = ledger.planned_ending_at(int(boundary))
+            self.log.info(
+                "zone of %s: this interval's records, and the %s interval's (%s)",
+                _iso(int(boundary)),
+                "next" if m.side == "before" else "previous",
+                "planned" if (m.keep_after if m.side == "before" else m.keep_before) else "not planned yet",
+            )
+        return m
+
+    def report_membership(self, rng: OffsetRange, m: Membership, tags: dict[str, Any]) -> None:
+        incr("out_of_place", m.out_of_place, **tags)
+        if not m.out_of_place:
+            self.log.info("%s: all %d records of this interval are stamped inside it", rng, m.owned)
+            return
+        examples = ", ".join(f"offset {o} at {_iso(t)}" for o, t in m.examples)
+        message = (
+            f"{rng}: {m.out_of_place} of {m.owned} records of the interval [{_iso(m.start_ms)}, "
+            f"{_iso(m.end_ms)}) are OUT OF PLACE (their Kafka timestamps lie outside it, further from their "
+            f"neighbours' than max_disorder); they were loaded with this interval, e.g. {examples}"
+        )
+        self.log.warning(message)
+        limit = self.max_out_of_place_ratio
+        if limit is not None and m.ratio > limit:
+            raise AirflowFailException(
+                f"{message}. That is {m.ratio:.1%} of them, above max_out_of_place_ratio={limit}. The records "
+                "are written; fix the producers' timestamps, raise max_disorder_seconds for intervals not yet "
+                "planned, or raise max_out_of_place_ratio."
+            )
+
+
+def _iso(ms: int) -> str:
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms"

@@ -1,14 +1,24 @@
-"""KafkaPlanRangesOperator: the plan step of a run, made once and kept in XCom."""
+"""The plan steps: KafkaPlanRangesOperator (group mode, kept in XCom) and KafkaPlanIntervalOperator (interval
+mode, kept in the plan ledger)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow_provider_logtap.compat import BaseOperator, Context, run_identity
-from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, EndSpec, StartSpec, parse_timestamp_ms
+from airflow_provider_logtap.core.intervals import DEFAULT_MAX_DISORDER_SECONDS, check_disorder
+from airflow_provider_logtap.core.ranges import (
+    ON_DATA_LOSS,
+    EndSpec,
+    OffsetRange,
+    StartSpec,
+    parse_timestamp_ms,
+)
 from airflow_provider_logtap.errors import ConfigurationError, one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
+from airflow_provider_logtap.kafka.reader import read_range
 from airflow_provider_logtap.ledger import PlanLedger
 from airflow_provider_logtap.operators._templating import check_unless_templated
 
@@ -109,24 +119,53 @@ class KafkaPlanRangesOperator(BaseOperator):
         return [r.to_dict() for r in plan.ranges]
 
 
-class KafkaPlanIntervalOperator(BaseOperator):
-    """Plan the ranges of a DAG run's data interval ``[interval_start, interval_end)`` (interval mode).
+class KafkaTimestamps:
+    """``(offset, Kafka timestamp)`` of a topic's records, read with one consumer (the edge search's reads)."""
 
-    Each partition's range runs from the first offset whose Kafka timestamp is at or after the interval start to
-    the first one at or after its end, chained to the recorded plans of the neighbouring intervals, and is
-    recorded in the plan ledger (Airflow Variables, see :mod:`airflow_provider_logtap.ledger`) before anything is
-    written. A run of an interval that already has a recorded plan (a clear, a second backfill) reuses it
-    unchanged, so it rewrites exactly the same offsets. No consumer group's offsets are read or moved.
+    def __init__(self, consumer: Any, topic: str) -> None:
+        self.consumer = consumer
+        self.topic = topic
+
+    def records(self, partition: int, start: int, stop: int) -> Iterator[tuple[int, int]]:
+        if stop <= start:
+            return
+        rng = OffsetRange(topic=self.topic, partition=partition, start=start, end=stop)
+        batches = read_range(self.consumer, rng, report=_quiet, on_data_loss="log_start", batch_size=500)
+        for batch in batches:
+            yield from zip(batch.offsets, batch.timestamps, strict=True)
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+class KafkaPlanIntervalOperator(BaseOperator):
+    """Plan the units of a DAG run's data interval ``[interval_start, interval_end)`` (interval mode).
+
+    Each partition's share of the interval is three units (see :mod:`airflow_provider_logtap.core.intervals`):
+    the zone around the interval start, the core, and the zone around its end. A zone ``[x, y)`` holds the
+    offsets where the partition's robust clock (a running median of the Kafka timestamps) is within
+    ``max_disorder`` of the boundary; its records belong to the interval on the side of their own timestamp.
+    The zones' edges are computed once per boundary and recorded in the plan ledger (Airflow Variables, see
+    :mod:`airflow_provider_logtap.ledger`), as is the interval's plan, before anything is written. A run of an
+    interval that already has a recorded plan (a clear, a second backfill) reuses it unchanged, so it rewrites
+    exactly the same offsets. No consumer group's offsets are read or moved.
+
+    Returns one load spec per unit (``.expand(offset_range=...)`` of a load operator): the unit's range with
+    ``unit``, ``boundary_ms``, ``interval`` and ``ledger``, which the load uses to select the unit's records.
 
     :param topic: the Kafka topic.
     :param interval_start: the data interval's start (default ``{{ data_interval_start }}``).
     :param interval_end: the data interval's end (default ``{{ data_interval_end }}``).
     :param ledger: the ledger's name (the DAG id by default).
-    :param on_data_loss: ``fail`` (default) or ``log_start`` when retention deleted the interval's start.
+    :param on_data_loss: ``fail`` (default) or ``log_start`` when retention deleted offsets of the interval.
+    :param max_disorder: how far (``timedelta`` or seconds, default 300) a record's Kafka timestamp may be from
+        its neighbours' and still be placed by its own time; at most half the interval. Used only for edges
+        not yet recorded.
     :param kafka_config_id: the Kafka connection id.
     """
 
-    template_fields: Sequence[str] = ("topic", "interval_start", "interval_end", "on_data_loss")
+    template_fields: Sequence[str] = ("topic", "interval_start", "interval_end", "on_data_loss", "ledger")
     ui_color = "#e8f4ea"
 
     def __init__(
@@ -137,6 +176,7 @@ class KafkaPlanIntervalOperator(BaseOperator):
         interval_end: Any = "{{ data_interval_end }}",
         ledger: str | None = None,
         on_data_loss: str = "fail",
+        max_disorder: timedelta | float = DEFAULT_MAX_DISORDER_SECONDS,
         kafka_config_id: str = "kafka_default",
         **kwargs: Any,
     ) -> None:
@@ -146,8 +186,17 @@ class KafkaPlanIntervalOperator(BaseOperator):
         self.interval_end = interval_end
         self.ledger = ledger
         self.on_data_loss = on_data_loss
+        self.max_disorder = max_disorder
         self.kafka_config_id = kafka_config_id
         check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
+        check_disorder(self._disorder_ms(), None)
+
+    def _disorder_ms(self) -> int:
+        value = self.max_disorder
+        seconds = value.total_seconds() if isinstance(value, timedelta) else value
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ConfigurationError(f"max_disorder must be 0 or more seconds. Got {value!r}")
+        return int(seconds * 1000)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         start_ms = parse_timestamp_ms(self.interval_start, "interval_start")
@@ -158,28 +207,39 @@ class KafkaPlanIntervalOperator(BaseOperator):
                 "run's data interval (a manual trigger has none). Use airflow backfill create for past "
                 "intervals, or the logtap_replay DAG for an ad-hoc range."
             )
+        disorder_ms = check_disorder(self._disorder_ms(), end_ms - start_ms)
+        ledger = self.ledger or context["ti"].dag_id
         hook = KafkaRangeHook(kafka_config_id=self.kafka_config_id)
-        plan, recorded_by = PlanLedger(self.ledger or context["ti"].dag_id).plan_interval(
-            topic=self.topic,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            observe=lambda: hook.observe(
+        with hook.consumer(None) as consumer:
+            plan, recorded_by = PlanLedger(ledger).plan_interval(
                 topic=self.topic,
-                start=StartSpec(kind="timestamp", timestamp_ms=start_ms),
-                end=EndSpec(kind="timestamp", timestamp_ms=end_ms),
-            ),
-            run=run_identity(context),
-            on_data_loss=self.on_data_loss,
-        )
+                start_ms=start_ms,
+                end_ms=end_ms,
+                observe=lambda: hook.observe(
+                    topic=self.topic,
+                    start=StartSpec(kind="timestamp", timestamp_ms=max(start_ms - disorder_ms, 0)),
+                    end=EndSpec(kind="timestamp", timestamp_ms=max(end_ms - disorder_ms, 0)),
+                ),
+                source=KafkaTimestamps(consumer, self.topic),
+                run=run_identity(context),
+                max_disorder_ms=disorder_ms,
+                on_data_loss=self.on_data_loss,
+            )
         if recorded_by is not None:
             self.log.info(
                 "reusing the plan %s recorded for this interval: the same offsets again", recorded_by
             )
-        for rng in plan.ranges:
+        for unit in plan.units:
+            where = "core" if unit.boundary_ms is None else f"zone of {unit.boundary_ms} ms"
             self.log.info(
-                "interval [%s, %s): %s, %d offsets", self.interval_start, self.interval_end, rng, rng.size
+                "interval [%s, %s): %s %s, %d offsets",
+                self.interval_start,
+                self.interval_end,
+                where,
+                unit.range,
+                unit.range.size,
             )
         for gone in plan.lost:
             self.log.warning("LOST to retention (on_data_loss='log_start'): %s, %d offsets", gone, gone.size)
         context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
-        return [r.to_dict() for r in plan.ranges]
+        return plan.load_specs(ledger)

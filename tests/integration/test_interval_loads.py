@@ -1,131 +1,273 @@
-"""Interval mode against a real broker: the hard cases of mapping data intervals to offsets."""
+"""Interval mode against a real broker: the plan and load operators on disordered timestamps, outliers, idle
+partitions, late records, retention and repeated backfills (the ledger's Variables and the sink in memory)."""
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 from kafka_helpers import create_topic, delete_records, produce
 
-from airflow_provider_logtap.core.ranges import EndSpec, OffsetRange, Plan, StartSpec
+from airflow_provider_logtap import ledger as ledger_module
+from airflow_provider_logtap.compat import AirflowFailException
+from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.errors import DataLossError
-from airflow_provider_logtap.kafka.client import reader_config
-from airflow_provider_logtap.kafka.reader import read_range
-from airflow_provider_logtap.ledger import PlanLedger
+from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
+from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator
+from airflow_provider_logtap.sinks.base import WriteResult
 
 HOUR = 3_600_000
+MINUTE = 60_000
 # Recent times: the broker's time-based retention (7 days) would delete records with older timestamps at once.
 BASE = (int(time.time() * 1000) // HOUR - 12) * HOUR
+FUTURE = 4_102_444_800_000  # 2100-01-01, a line whose time was misread
+# The broker refuses timestamps far ahead of its clock unless the topic allows them (producers stamping lines
+# with their own times need it).
+ANY_TIME = {"message.timestamp.after.max.ms": str(2**63 - 1)}
+EPOCH = 1_000  # 1970, a garbage line
+
+
+class MemorySink:
+    """A sink keeping each written range's records; a write replaces its range's content (except at offsets the
+    reader reported lost, as the real sinks keep what they wrote there), and two different ranges that overlap
+    are an error (each offset has one place)."""
+
+    name = "memory"
+
+    def __init__(self, store: dict[tuple[int, int, int], list[tuple[int, bytes | None, int]]]) -> None:
+        self.store = store
+
+    def write(self, rng: OffsetRange, batches: Iterable[RecordBatch]) -> WriteResult:
+        lost: list[OffsetRange] = []
+        records = [
+            r
+            for b in batches
+            if b.lost is None or lost.append(b.lost) is None
+            for r in zip(b.offsets, b.values, b.timestamps, strict=True)
+        ]
+        kept = [
+            r for r in self.store.get((rng.partition, rng.start, rng.end), []) if any(r[0] in g for g in lost)
+        ]
+        records = sorted(kept + records)
+        for p, s, e in self.store:
+            assert p != rng.partition or (s, e) == (rng.start, rng.end) or e <= rng.start or rng.end <= s, (
+                f"{rng} overlaps the written range [{s}, {e})"
+            )
+        assert all(o in rng for o, _v, _t in records)
+        self.store[(rng.partition, rng.start, rng.end)] = records
+        return WriteResult(sink=self.name, range=rng, records=len(records), written=len(records))
+
+
+class MemoryLoad(KafkaRangeLoadOperator):
+    def __init__(self, *, store: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+
+    def make_sink(self, context: Any) -> MemorySink:
+        return MemorySink(self.store)
+
+
+class Tap:
+    """One interval-mode tap: its ledger (Airflow Variables, here a dict) and its target (in memory)."""
+
+    def __init__(self, topic: str, variables: dict[str, str], disorder: int = 300) -> None:
+        self.topic, self.variables, self.disorder = topic, variables, disorder
+        self.sink: dict[tuple[int, int, int], list[tuple[int, bytes | None, int]]] = {}
+
+    def run(self, hour: int, ratio: float | None = None) -> list[dict[str, Any]]:
+        """A DAG run of the interval ``[BASE + hour h, +1 h)``: plan, then every unit's load."""
+        context: Any = {
+            "ti": SimpleNamespace(dag_id="dag", xcom_push=lambda **_kw: None),
+            "run_id": f"run-{hour}",
+        }
+        plan = KafkaPlanIntervalOperator(
+            task_id="plan",
+            topic=self.topic,
+            interval_start=BASE + hour * HOUR,
+            interval_end=BASE + (hour + 1) * HOUR,
+            max_disorder=self.disorder,
+        )
+        specs = plan.execute(context)
+        return [
+            MemoryLoad(
+                task_id="load", offset_range=spec, store=self.sink, max_out_of_place_ratio=ratio
+            ).execute(context)
+            for spec in specs
+        ]
+
+    def records(self, partition: int) -> list[tuple[int, bytes | None, int]]:
+        return sorted(r for (p, _s, _e), recs in self.sink.items() if p == partition for r in recs)
+
+    def values(self, partition: int) -> list[bytes | None]:
+        return [v for _o, v, _t in self.records(partition)]
+
+
+def out_of_place(results: list[dict[str, Any]]) -> list[int]:
+    return sorted(e["offset"] for r in results for e in r["interval"]["out_of_place_examples"])
 
 
 @pytest.fixture
-def hook(airflow_connections: None):  # type: ignore[no-untyped-def]
-    from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
-
-    return KafkaRangeHook()
-
-
-@pytest.fixture
-def consumer(kafka_bootstrap: str) -> Iterator[Consumer]:
-    c = Consumer(reader_config({"bootstrap.servers": kafka_bootstrap}, "logtap-test-intervals"))
-    yield c
-    c.close()
-
-
-def plan(hook: Any, ledger: PlanLedger, topic: str, hour: int, **kw: Any) -> Plan:
-    start, end = BASE + hour * HOUR, BASE + (hour + 1) * HOUR
-    planned, _ = ledger.plan_interval(
-        topic=topic,
-        start_ms=start,
-        end_ms=end,
-        run=f"run-{hour}",
-        observe=lambda: hook.observe(
-            topic=topic,
-            start=StartSpec(kind="timestamp", timestamp_ms=start),
-            end=EndSpec(kind="timestamp", timestamp_ms=end),
-        ),
-        **kw,
+def variables(airflow_connections: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    store: dict[str, str] = {}
+    monkeypatch.setattr(
+        ledger_module._Variables, "get", lambda _self, key, default=None: store.get(key, default)
     )
-    return planned
-
-
-def records(consumer: Consumer, rng: OffsetRange) -> list[bytes | None]:
-    return [v for b in read_range(consumer, rng) for v in b.values]
+    monkeypatch.setattr(
+        ledger_module._Variables, "set", lambda _self, key, value, description: store.update({key: value})
+    )
+    return store
 
 
 def at(hour: float) -> int:
     return int(BASE + hour * HOUR)
 
 
-def test_in_order_intervals_hold_exactly_their_records_and_idle_partitions_are_empty(
-    hook: Any, kafka_bootstrap: str, topic_name: str, consumer: Consumer
+def hour_of(ts: int) -> int:
+    return (ts - BASE) // HOUR
+
+
+def steady(hours: float, every_s: int = 20, start: float = 0.0) -> list[int]:
+    return [at(start) + i * every_s * 1000 for i in range(int(hours * 3600 / every_s))]
+
+
+def test_disordered_timestamps_land_in_the_interval_of_their_own_time(
+    variables: dict[str, str], kafka_bootstrap: str, topic_name: str
+) -> None:
+    """Records up to max_disorder out of order, across the boundaries too: each in the interval of its own
+    time, none out of place, whichever order the intervals run in."""
+    create_topic(kafka_bootstrap, topic_name)
+    stamps = steady(4.5, start=-0.2)
+    rnd = random.Random(7)
+    for i in range(0, len(stamps), 7):
+        stamps[i] += rnd.choice([-4, -3, 3, 4]) * MINUTE  # a line a few minutes early or late
+    for hour in range(1, 5):  # right at the boundaries: stamped across them
+        k = next(i for i, t in enumerate(stamps) if t >= at(hour))
+        stamps[k - 2], stamps[k + 2] = at(hour) + 2 * MINUTE, at(hour) - 2 * MINUTE
+    produce(kafka_bootstrap, topic_name, 0, [b"%d" % i for i in range(len(stamps))], stamps)
+    tap = Tap(topic_name, variables)
+    results = {h: tap.run(h) for h in (2, 0, 3, 1)}
+    for hour in range(4):
+        assert out_of_place(results[hour]) == []
+        assert sum(r["interval"]["owned"] for r in results[hour]) == sum(hour_of(t) == hour for t in stamps)
+    loaded = tap.records(0)
+    assert len(loaded) == len({o for o, _v, _t in loaded})
+    assert sorted(hour_of(t) for _o, _v, t in loaded) == sorted(h for h in map(hour_of, stamps) if 0 <= h < 4)
+
+
+def test_a_far_future_and_a_1970_outlier_are_loaded_once_and_reported(
+    variables: dict[str, str], kafka_bootstrap: str, topic_name: str
+) -> None:
+    """Before, a far-future stamp early in the partition moved every interval's start to it (offsetsForTimes),
+    so all but the last interval were empty. Now each interval holds the records stamped in it, and the two
+    outliers are loaded once, counted and reported by the interval they landed in; a threshold fails the run."""
+    create_topic(kafka_bootstrap, topic_name, **ANY_TIME)
+    stamps = steady(3.5, every_s=30, start=0.1)
+    late = next(i for i, t in enumerate(stamps) if t >= at(1.5))
+    stamps[5] = FUTURE  # a misread time early in the partition
+    stamps[late] = EPOCH  # a garbage line that fell back to time 0
+    produce(kafka_bootstrap, topic_name, 0, [b"%d" % i for i in range(len(stamps))], stamps)
+    tap = Tap(topic_name, variables)
+    results = {h: tap.run(h) for h in range(3)}
+    for hour in range(3):
+        owned = [t for o, _v, t in tap.records(0) if o not in (5, late)]
+        assert sum(hour_of(t) == hour for t in owned) == sum(hour_of(t) == hour for t in stamps)
+    assert out_of_place(results[0]) == [5]
+    assert out_of_place(results[1]) == [late]
+    assert out_of_place(results[2]) == []
+    assert [o for o, _v, _t in tap.records(0)].count(5) == 1
+    with pytest.raises(AirflowFailException, match=r"max_out_of_place_ratio=0\.0"):
+        tap.run(1, ratio=0.0)  # a clear, now with a threshold: the same records, then the failure
+    assert sum(r["interval"]["out_of_place"] for r in tap.run(1, ratio=0.01)) == 1
+
+
+def test_idle_partitions_and_records_arriving_after_their_interval_was_planned(
+    variables: dict[str, str], kafka_bootstrap: str, topic_name: str
 ) -> None:
     create_topic(kafka_bootstrap, topic_name, partitions=3)
-    hours = [0.1, 0.5, 1.2, 1.9, 2.5, 3.7]
-    produce(kafka_bootstrap, topic_name, 0, [b"h%.1f" % h for h in hours], [at(h) for h in hours])
-    produce(kafka_bootstrap, topic_name, 2, [b"late-only"], [at(3.2)])  # partition 1 stays idle
-    ledger = PlanLedger("dag", store={})
-    for hour in range(4):
-        p = plan(hook, ledger, topic_name, hour)
-        assert records(consumer, p.range_for(0)) == [b"h%.1f" % h for h in hours if hour <= h < hour + 1]
-        assert p.range_for(1).empty
-        assert records(consumer, p.range_for(2)) == ([b"late-only"] if hour == 3 else [])
+    zeros = steady(2, every_s=120, start=0.05)
+    produce(kafka_bootstrap, topic_name, 0, [b"a"] * len(zeros), zeros)
+    produce(kafka_bootstrap, topic_name, 2, [b"only-3"], [at(3.2)])  # partition 1 stays idle
+    tap = Tap(topic_name, variables)
+    first = tap.run(0)
+    assert tap.values(1) == [] and tap.values(2) == []
+    assert sum(r["interval"]["owned"] for r in first) == sum(hour_of(t) == 0 for t in zeros)
+    # Partition 1 wakes up with records of hour 1 and a late one of hour 0 (after hour 0 was planned).
+    produce(kafka_bootstrap, topic_name, 1, [b"late-0", b"b1", b"b2"], [at(0.5), at(1.5), at(1.6)])
+    second = tap.run(1)
+    assert tap.values(1) == [b"late-0", b"b1", b"b2"]  # loaded once, by hour 1, and reported
+    assert [e for r in second for e in r["interval"]["out_of_place_examples"]] == [
+        {"offset": 0, "timestamp_ms": at(0.5)}
+    ]
+    tap.run(2)
+    tap.run(3)
+    assert tap.values(2) == [b"only-3"]
+    assert len(tap.values(0)) == len(zeros)
 
 
-def test_out_of_order_timestamps_and_late_records_land_exactly_once(
-    hook: Any, kafka_bootstrap: str, topic_name: str, consumer: Consumer
+def test_a_backfill_run_twice_and_a_clear_write_the_same_content(
+    variables: dict[str, str], kafka_bootstrap: str, topic_name: str
 ) -> None:
-    """Kafka timestamps out of order in a partition, and records appended after their interval was planned:
-    every offset is in exactly one interval, whichever order the intervals were planned in."""
-    create_topic(kafka_bootstrap, topic_name)
-    first = [0.2, 0.9, 0.4, 1.5, 1.1, 0.8, 2.6, 1.7]  # out of order: 0.4 and 0.8 after later ones
-    produce(kafka_bootstrap, topic_name, 0, [b"a%d" % i for i in range(len(first))], [at(h) for h in first])
-    ledger = PlanLedger("dag", store={})
-    planned = {2: plan(hook, ledger, topic_name, 2), 0: plan(hook, ledger, topic_name, 0)}
-    # Records arrive late with old timestamps (hour 0 and 1) after hours 0 and 2 were planned.
-    late = [0.3, 1.4, 3.1]
-    produce(kafka_bootstrap, topic_name, 0, [b"b%d" % i for i in range(len(late))], [at(h) for h in late])
-    planned[1] = plan(hook, ledger, topic_name, 1)
-    planned[3] = plan(hook, ledger, topic_name, 3)
-    ranges = [planned[h].range_for(0) for h in range(4)]
-    assert [(r.start, r.end) for r in ranges] == list(
-        zip([0] + [r.end for r in ranges[:-1]], [r.end for r in ranges], strict=True)
-    )
-    assert ranges[-1].end == len(first) + len(late)
-    seen = [v for r in ranges for v in records(consumer, r)]
-    assert sorted(seen) == sorted(
-        [b"a%d" % i for i in range(len(first))] + [b"b%d" % i for i in range(len(late))]
-    )
+    create_topic(kafka_bootstrap, topic_name, partitions=2, **ANY_TIME)
+    rnd = random.Random(3)
+    produced: dict[int, list[int]] = {}
+    for p in range(2):
+        stamps = [t + rnd.randint(-3, 3) * MINUTE for t in steady(5, every_s=60, start=-0.5)]
+        stamps[rnd.randrange(len(stamps))] = FUTURE
+        produced[p] = stamps
+        produce(kafka_bootstrap, topic_name, p, [b"%d-%d" % (p, i) for i in range(len(stamps))], stamps)
+    tap = Tap(topic_name, variables)
+    for hour in (3, 1, 2, 0):  # a backfill, in any order
+        tap.run(hour)
+    first = {k: list(v) for k, v in tap.sink.items()}
+    plans = dict(variables)
+    for hour in range(4):  # the same backfill again
+        tap.run(hour)
+    tap.run(2)  # and a clear of one run
+    assert tap.sink == first and variables == plans
+    for p in range(2):
+        loaded = tap.records(p)
+        offsets = [o for o, _v, _t in loaded]
+        assert len(offsets) == len(set(offsets))
+        assert sorted(t for _o, _v, t in loaded if t != FUTURE) == sorted(
+            t for t in produced[p] if 0 <= hour_of(t) < 4
+        )
 
 
-def test_a_rerun_after_new_data_reuses_the_recorded_plan(
-    hook: Any, kafka_bootstrap: str, topic_name: str
+def test_retention_that_deleted_an_intervals_start(
+    variables: dict[str, str], kafka_bootstrap: str, topic_name: str
 ) -> None:
     create_topic(kafka_bootstrap, topic_name)
-    produce(kafka_bootstrap, topic_name, 0, [b"x"] * 3, [at(0.1), at(0.2), at(0.3)])
-    store: dict[str, str] = {}
-    first = plan(hook, PlanLedger("dag", store=store), topic_name, 0)
-    assert (first.range_for(0).start, first.range_for(0).end) == (0, 3)
-    produce(kafka_bootstrap, topic_name, 0, [b"y"] * 2, [at(0.4), at(1.5)])
-    # The XCom of the first run is gone (a clear); the ledger (here a dict, in Airflow the Variables) is not.
-    again = plan(hook, PlanLedger("dag", store=store), topic_name, 0)
-    assert again == first
-    nxt = plan(hook, PlanLedger("dag", store=store), topic_name, 1)
-    assert (nxt.range_for(0).start, nxt.range_for(0).end) == (3, 5)
-
-
-def test_retention_that_deleted_an_intervals_start(hook: Any, kafka_bootstrap: str, topic_name: str) -> None:
-    create_topic(kafka_bootstrap, topic_name)
-    produce(kafka_bootstrap, topic_name, 0, [b"x"] * 10, [at(0.05 * i) for i in range(10)])
-    produce(kafka_bootstrap, topic_name, 0, [b"y"] * 10, [at(1 + 0.05 * i) for i in range(10)])
-    store: dict[str, str] = {}
-    plan(hook, PlanLedger("dag", store=store), topic_name, 0)  # hour 0 = [0, 10)
-    delete_records(kafka_bootstrap, topic_name, 0, 14)
-    with pytest.raises(DataLossError, match=r"offsets \[10, 14\) \(4 records\)"):
-        plan(hook, PlanLedger("dag", store=store), topic_name, 1)
-    p = plan(hook, PlanLedger("dag", store=store), topic_name, 1, on_data_loss="log_start")
-    assert (p.range_for(0).start, p.range_for(0).end) == (14, 20)
-    assert p.lost == (OffsetRange(topic=topic_name, partition=0, start=10, end=14),)
+    produce(kafka_bootstrap, topic_name, 0, [b"x"] * 60, steady(3, every_s=180, start=0.05))
+    tap = Tap(topic_name, variables)
+    tap.run(0)  # hour 0 (offsets 0..18, stamped at minute 3 + 3i), and the zone of hour 1, [18, 21), recorded
+    assert [o for o, _v, _t in tap.records(0)] == list(range(19))
+    delete_records(kafka_bootstrap, topic_name, 0, 25)
+    with pytest.raises(DataLossError, match=r"offsets \[18, 25\) \(7 records\)"):
+        tap.run(1)
+    plan = KafkaPlanIntervalOperator(
+        task_id="plan",
+        topic=topic_name,
+        interval_start=at(1),
+        interval_end=at(2),
+        on_data_loss="log_start",
+        ledger="dag",
+    )
+    pushed: dict[str, Any] = {}
+    context: Any = {
+        "ti": SimpleNamespace(dag_id="dag", xcom_push=lambda key, value: pushed.update({key: value}))
+    }
+    context["run_id"] = "run-1"
+    specs = plan.execute(context)
+    assert pushed["plan"]["lost"] == [{"topic": topic_name, "partition": 0, "start": 18, "end": 25}]
+    for spec in specs:
+        MemoryLoad(task_id="load", offset_range=spec, store=tap.sink, on_data_loss="log_start").execute(
+            context
+        )
+    # Hour 0's record 18 stays (its zone's rewrite lost it in Kafka, not in the target); hour 1 from the log start
+    # to its end zone's records before hour 2 (offset 38, minute 117).
+    assert [o for o, _v, _t in tap.records(0)] == [*range(19), *range(25, 39)]
