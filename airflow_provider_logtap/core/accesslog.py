@@ -10,6 +10,11 @@ Formats (mod_log_config's names; ``auto`` tells them apart per line):
 Text after the last field (``"-"``, ``X-Forwarded-For="..."`` that some sites append) is ignored, and so is
 a number between the size and the referrer (``%D`` or ``%T`` added to the format).
 
+A syslog prefix in front of the line (the log went through syslog) is recognised in any format and its fields go
+to ``log.syslog``: RFC 3164 ``[<PRI>]Mmm dd hh:mm:ss [HOST ][TAG[PID]: ]`` (the day may be space-padded),
+rsyslog's ``[<PRI>]2026-11-28T10:00:01+00:00 [HOST ][TAG[PID]: ]`` and RFC 5424
+``<PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD|-] ``. ``@timestamp`` stays the access line's own time.
+
 The document (nested, as Elasticsearch stores it; a ``-`` field is left out, never ``null``)::
 
     {"@timestamp": "2015-10-28T14:03:07Z",        # the line's own event time, UTC
@@ -23,6 +28,8 @@ The document (nested, as Elasticsearch stores it; a ``-`` field is left out, nev
      "url": {"original": "/apache_pb.gif?q=1"},
      "user_agent": {"original": "Mozilla/5.0 ..."},
      "destination": {"address": "www.example.com", "domain": "www.example.com", "port": 443},   # %v:%p
+     "log": {"syslog": {"priority": 134, "facility": {"code": 16}, "severity": {"code": 6},   # a syslog
+                        "hostname": "web1", "appname": "httpd", "procid": "812"}},   # prefix (+ version, msgid)
      "kafka": {"topic": "weblogs", "partition": 0, "offset": 42}}  # parse_many with a topic
 
 Rules, decided here once:
@@ -44,6 +51,12 @@ Rules, decided here once:
   which one it is.
 - A line whose structure, status code (three digits), size or timestamp is wrong gets a reason instead
   (a ``str``); :meth:`AccessLogParser.parse_many` returns those with their index.
+- **Never shifted fields.** Text in front of a line that is no recognised syslog prefix (a forwarder's own
+  prefix, words) would be read as client, ident and user, with the line's own client inside the user name. So a
+  user name with spaces (which Apache logs as it is) is taken only after the ident ``-`` and when none of its
+  words is ``-`` or an IP address, and a client address ``-`` is never taken after a virtual host or a syslog
+  prefix; otherwise the line gets a reason ``does not match ...: read as it stands, the client address would
+  be ... (text in front of the line?)``.
 - Documents share nested dicts of repeated values (``source``, ``url``, ``user_agent``): treat a document
   as read-only (serialise it), or copy before changing it.
 - ``user.name`` is left out for ``-`` and for ``""`` (Apache's way of logging an empty user name).
@@ -87,12 +100,51 @@ _STRICT = {
 # between the size and the referrer (%D or %T added to the format) is skipped.
 _LHEAD = rb'(\S+) (\S+) (.+?) \[([^\]]*)\] "(.*?)" (\d{3}|-) (\d+|-)'
 _LTAIL = rb'(?: \d+)? "(.*?)" "(.*)"'
+_LREST = rb"(?:" + _LTAIL + rb"|(?: |$))"  # auto: the combined tail or none
 _LENIENT = {
     "common": rb"()" + _LHEAD + rb"()()(?: |$)",
     "combined": rb"()" + _LHEAD + _LTAIL,
     "vhost_combined": rb"(\S+) " + _LHEAD + _LTAIL,
-    "auto": rb"(?:(\S+) )??" + _LHEAD + rb"(?:" + _LTAIL + rb"|(?: |$))",
+    "auto": rb"(?:(\S+) )??" + _LHEAD + _LREST,
 }
+# auto's other reading when the first one (no virtual host) would shift the fields: a virtual host in front.
+_LENIENT_AUTO_VHOST = rb"(\S+) " + _LHEAD + _LREST
+# A syslog prefix in front of the access-log line (the line was forwarded by syslog and its log stored as such).
+# One definition of each piece; tried only when the strict regex does not match (the fast path never sees a
+# prefixed line: the prefix adds tokens before the timestamp).
+_PRI = rb"<(?P<pri>19[01]|1[0-8][0-9]|[1-9]?[0-9])>"  # 0-191: facility * 8 + severity
+_ISO_TIME = (
+    rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})"
+)
+_BSD_TIME = (
+    rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (?: [1-9]|[0-3][0-9]) [0-9]{2}:[0-9]{2}:[0-9]{2}"
+    rb"(?:\.[0-9]{1,9})?"
+)
+_TAG = rb"(?P<app>[^\s\[\]:]+)(?:\[(?P<procid>[^\s\[\]]+)\])?: "  # tag[pid]: or tag:
+_SD = rb'(?:\[[^\s=\]"]+(?: [^\s=\]"]+="[^"\\]*(?:\\.[^"\\]*)*")*\])+'  # [id param="value" ...]...
+# RFC 3164 (BSD, what syslog daemons write to files; <PRI> only on the wire) and rsyslog's ISO-time file format:
+# [<PRI>]TIME [HOST ][TAG[PID]: ]. A host name does not end in ":" (then it is the tag of a line without one).
+_RFC3164 = (
+    rb"(?:"
+    + _PRI
+    + rb")?(?:"
+    + _BSD_TIME
+    + rb"|"
+    + _ISO_TIME
+    + rb") (?:(?P<host>\S*[^\s:]) )?(?:"
+    + _TAG
+    + rb")?"
+)
+# RFC 5424: <PRI>VERSION TIMESTAMP HOST APP-NAME PROCID MSGID STRUCTURED-DATA, "-" for nil; a BOM may open the MSG.
+_RFC5424 = (
+    _PRI
+    + rb"(?P<version>[1-9][0-9]?) (?:-|"
+    + _ISO_TIME
+    + rb") (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) (?:-|"
+    + _SD
+    + rb") (?:\xef\xbb\xbf)?"
+)
+_SYSLOG_FIELDS = ("pri", "version", "host", "app", "procid", "msgid")
 _DESCRIBE = {
     "common": "the common format",
     "combined": "the combined format",
@@ -130,7 +182,7 @@ except ImportError:  # pragma: no cover - the search extra installs orjson
 GeoLookup = Callable[[str], Mapping[str, Any] | None]
 """What enriches a client address: ``ip`` to the fields to merge under ``source`` (``geo``, ``as``) or None."""
 
-_Fields = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes | None, bytes | None]
+_Fields = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes | None, bytes | None, bytes]
 
 
 def _unescape_one(m: re.Match[bytes]) -> bytes:
@@ -227,6 +279,55 @@ class _Reject(Exception):
     """A line has no document; the message is the reason."""
 
 
+_SYSLOG_MATCHES = (re.compile(_RFC5424).match, re.compile(_RFC3164).match)
+
+
+def _syslog_prefix(line: bytes) -> tuple[int, bytes] | None:
+    """``(where the access-log line starts, key)`` of a syslog prefix in front of ``line``, or None. The key is
+    the prefix's fields without its time (``pri version host app procid msgid``, ``-`` for each it lacks):
+    the same for all lines of one process, so its conversion is cached."""
+    for match in _SYSLOG_MATCHES:
+        m = match(line)
+        if m is not None:
+            groups = m.groupdict()
+            return m.end(), b" ".join(groups.get(name) or b"-" for name in _SYSLOG_FIELDS)
+    return None
+
+
+def _syslog(key: bytes) -> dict[str, Any]:
+    """ECS ``log`` fields of a syslog prefix's key: ``{"syslog": {"priority", "facility": {"code"},
+    "severity": {"code"}, "version", "hostname", "appname", "procid", "msgid"}}``, each only when present
+    (nothing for a prefix that is only a time)."""
+    pri, *names = key.split(b" ")
+    syslog: dict[str, Any] = {}
+    if pri != b"-":
+        code = int(pri)
+        syslog["priority"] = code
+        syslog["facility"] = {"code": code >> 3}
+        syslog["severity"] = {"code": code & 7}
+    for name, value in zip(("version", "hostname", "appname", "procid", "msgid"), names, strict=True):
+        if value != b"-":
+            syslog[name] = value.decode("utf-8", "backslashreplace")
+    return {"syslog": syslog} if syslog else {}
+
+
+def _shifted(m: re.Match[bytes], syslog: bytes) -> bool:
+    """Whether a regex's reading of a line may have shifted its fields, which happens when text stands in front
+    of the client address (a syslog prefix that is not recognised, a virtual host, words): then the line's own
+    client would be inside the user name, or the client read would be its ident ``-``. A client address is
+    never ``-`` after a virtual host or a syslog prefix; a user name with spaces (only the lenient regexes read
+    those) is taken only after the ident ``-`` and when none of its words is ``-`` or an IP address (a client
+    address and its ident, as in ``Nov 28 10:00:01 web1 httpd[812]: 203.0.113.9 - -``)."""
+    if m[2] == b"-" and (m[1] or syslog):
+        return True
+    user: bytes = m[4]
+    if b" " not in user:
+        return False
+    if m[3] != b"-":
+        return True
+    return any(word == b"-" or "ip" in address(word) for word in user.split(b" "))
+
+
 class _Engine:
     """The per-parser state: compiled regexes, the event-time reader, the value caches, and the per-line
     functions (closures over all of these, which is the fastest way for CPython to reach them)."""
@@ -234,14 +335,16 @@ class _Engine:
     def __init__(self, log_format: str, time_format: TimeFormat, geoip: GeoLookup | None) -> None:
         strict = re.compile(_STRICT[log_format]).match
         lenient = re.compile(_LENIENT[log_format]).match
+        lenient_vhost = re.compile(_LENIENT_AUTO_VHOST).match if log_format == "auto" else None
         nomatch = f"does not match {_DESCRIBE[log_format]}"
         fast_tokens = {"common": (3,), "combined": (3,), "vhost_combined": (4,), "auto": (3, 4)}[log_format]
         need_tail = log_format in ("combined", "vhost_combined")
         want_tail = log_format != "common"
         convert = EventTimeReader(time_format).convert
 
-        def fields(line: bytes) -> _Fields:
-            """``(vhost, host, user, timestamp, request, status, size, referrer, agent)`` as logged."""
+        def fields(line: bytes, syslog: bytes = b"") -> _Fields:
+            """``(vhost, host, user, timestamp, request, status, size, referrer, agent, syslog)`` as logged;
+            ``syslog`` is the key of a syslog prefix (``b""`` for none; see :func:`_syslog_prefix`)."""
             # The common case, cut with split (no regex): quotes only around the fields. A field that ends in
             # a backslash had an escaped quote (\") split off: such lines take the regex.
             parts = line.split(b'"')
@@ -254,7 +357,12 @@ class _Engine:
                     tokens = head[:i].split(b" ")
                     sizes = mid.split()
                     nt = len(tokens)
-                    if nt in fast_tokens and len(sizes) >= 2:
+                    # (a client "-" after a virtual host or a syslog prefix: a shifted reading; see _shifted)
+                    if (
+                        nt in fast_tokens
+                        and len(sizes) >= 2
+                        and (tokens[-3] != b"-" or (nt == 3 and not syslog))
+                    ):
                         if (
                             n == 7
                             and parts[4] == b" "
@@ -274,6 +382,7 @@ class _Engine:
                                     sizes[1],
                                     parts[3],
                                     parts[5],
+                                    syslog,
                                 )
                         elif need_tail or (n == 7 and want_tail):
                             sizes = []
@@ -288,13 +397,41 @@ class _Engine:
                                 sizes[1],
                                 None,
                                 None,
+                                syslog,
                             )
             m = strict(line)
+            if m is not None and _shifted(m, syslog):
+                m = None
+            if m is None and not syslog:
+                prefix = _syslog_prefix(line)
+                if prefix is not None:
+                    try:
+                        return fields(line[prefix[0] :], prefix[1])
+                    except _Reject as exc:
+                        raise _Reject(f"{exc} after its syslog prefix") from None
             if m is None or (m[9] is None and m.end() < len(line) and b'"' in line[m.end() :]):
-                m = lenient(line) or m
+                loose = lenient(line)
+                if (
+                    loose is not None
+                    and lenient_vhost is not None
+                    and not loose[1]
+                    and _shifted(loose, syslog)
+                ):
+                    other = lenient_vhost(line)  # auto: a virtual host in front, if that reads right
+                    if other is not None and not _shifted(other, syslog):
+                        loose = other
+                if loose is not None and (m is None or not _shifted(loose, syslog)):
+                    m = loose
             if m is None:
                 raise _Reject(nomatch)
-            return (m[1] or b"", m[2], m[4], m[5], m[6], m[7], m[8], m[9] or None, m[10] or None)
+            if _shifted(m, syslog):
+                client = m[2].decode("utf-8", "backslashreplace")
+                user = m[4].decode("utf-8", "backslashreplace")
+                raise _Reject(
+                    f"{nomatch}: read as it stands, the client address would be {client!r} and the user name "
+                    f"{user!r} (text in front of the line?)"
+                )
+            return (m[1] or b"", m[2], m[4], m[5], m[6], m[7], m[8], m[9] or None, m[10] or None, syslog)
 
         def stamp_of(ts: bytes) -> str:
             epoch = convert(ts)
@@ -350,10 +487,11 @@ class _Engine:
         users, user_miss = cache(user_of)
         agents, agent_miss = cache(lambda a: {"original": text(a)})
         vhosts, vhost_miss = cache(_vhost)
+        logs, log_miss = cache(_syslog)
 
         def parse(line: bytes) -> dict[str, Any] | str:
             try:
-                vhost, host, user, ts, req, status, size, ref, agent = fields(line)
+                vhost, host, user, ts, req, status, size, ref, agent, syslog = fields(line)
                 stamp = stamps(ts) or stamp_miss(ts)
                 code = statuses(status)
                 if code is None:
@@ -403,6 +541,10 @@ class _Engine:
                     doc["user"] = u
             if vhost:
                 doc["destination"] = vhosts(vhost) or vhost_miss(vhost)
+            if syslog:
+                log = logs(syslog) or log_miss(syslog)
+                if log:
+                    doc["log"] = log
             return doc
 
         # -- the same document as JSON, joined from cached pieces: no dict per line ----------------------------
@@ -447,12 +589,19 @@ class _Engine:
         jagents, jagent_miss = cache(lambda agent: b',"user_agent":{"original":' + _json(text(agent)) + b"}")
         jusers, juser_miss = cache(juser_of)
         jvhosts, jvhost_miss = cache(lambda vhost: b',"destination":' + _json(_vhost(vhost)))
+
+        def jlog_of(key: bytes) -> bytes:
+            log = _syslog(key)
+            return b',"log":' + _json(log) if log else b""
+
+        jlogs, jlog_miss = cache(jlog_of)
         join = b"".join
 
         def parse_json(line: bytes, tail: bytes) -> bytes | str:
             # fields(), inlined for the most common line (a combined one): a call less per line.
             parts = line.split(b'"')
             fast = False
+            syslog = b""
             ref: bytes | None
             agent: bytes | None
             if len(parts) == 7 and want_tail:
@@ -471,7 +620,7 @@ class _Engine:
                     sizes = mid.split()
                     tokens = head[:i].split(b" ")
                     nt = len(tokens)
-                    if len(sizes) == 2 and nt in fast_tokens:
+                    if len(sizes) == 2 and nt in fast_tokens and (tokens[-3] != b"-" or nt == 3):
                         status, size = sizes
                         host, user = tokens[-3], tokens[-1]
                         vhost = tokens[0] if nt == 4 else b""
@@ -479,7 +628,7 @@ class _Engine:
                         fast = True
             try:
                 if not fast:
-                    vhost, host, user, ts, req, status, size, ref, agent = fields(line)
+                    vhost, host, user, ts, req, status, size, ref, agent, syslog = fields(line)
                 stamp = jstamps(ts) or jstamp_miss(ts)
                 code = jstatuses(status)
                 if code is None:
@@ -515,6 +664,7 @@ class _Engine:
                     (jagents(agent) or jagent_miss(agent)) if agent and agent != b"-" else b"",
                     juser_miss(user) if u is None else u,
                     (jvhosts(vhost) or jvhost_miss(vhost)) if vhost else b"",
+                    (jlogs(syslog) or jlog_miss(syslog)) if syslog else b"",
                     tail,
                 )
             )

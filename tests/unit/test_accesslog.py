@@ -135,6 +135,12 @@ def test_other_date_formats_in_the_brackets() -> None:
         ),
         (COMMON.replace(b"[", b""), "does not match the combined, common or vhost_combined format"),
         (b"81.2.69.160 - - [28/Oct/2015:14:03:07 +0000]", "does not match"),
+        # text in front of the line that is no syslog prefix: no fields shifted (tests/unit/test_syslog_prefix.py)
+        (
+            b"web1 httpd[812]: " + COMMON,
+            "does not match the combined, common or vhost_combined format: read as it stands, the client address "
+            "would be 'web1' and the user name '81.2.69.160 - frank' (text in front of the line?)",
+        ),
     ],
 )
 def test_reasons(line: bytes, reason: str) -> None:
