@@ -143,8 +143,22 @@ def test_backfills_and_clears_load_exactly_the_records_of_their_days(
     for p in range(2):
         stamps = [today - 5 * day + timedelta(hours=3 * i + p) for i in range(32)]  # 4 days, every 3 hours
         values = [f"p{p} {s.isoformat()}".encode() for s in stamps]
+        owner = list(stamps)  # the time whose day loads the record
+        if p == 0:
+            # A line two minutes late, right after midnight: loaded with the day of its own time.
+            k = stamps.index(today - 3 * day) + 1
+            late = today - 3 * day - timedelta(minutes=2)
+            stamps.insert(k, late)
+            values.insert(k, b"p0 two minutes late")
+            owner.insert(k, late)
+            # A garbage line stamped 1970 in the middle of a day: loaded once, by that day (out of place).
+            k = stamps.index(today - 3 * day + timedelta(hours=12))
+            garbage = datetime(1970, 1, 1, 0, 0, 1, tzinfo=timezone.utc)
+            owner.insert(k, stamps[k - 1])
+            stamps.insert(k, garbage)
+            values.insert(k, b"p0 garbage 1970")
         produce(kafka_bootstrap, topic_name, p, values, [int(s.timestamp() * 1000) for s in stamps])
-        expected[p] = [v for v, s in zip(values, stamps, strict=True) if today - 4 * day <= s < today - day]
+        expected[p] = [v for v, s in zip(values, owner, strict=True) if today - 4 * day <= s < today - day]
     write_taps(
         live_airflow,
         {
