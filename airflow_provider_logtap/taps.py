@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from airflow_provider_logtap.core import compression as codecs
 from airflow_provider_logtap.core import naming
-from airflow_provider_logtap.core.eventtime import APACHE_REGEX, TimeFormat, zone_of
+from airflow_provider_logtap.core.eventtime import TimeFormat, zone_of
 from airflow_provider_logtap.core.partitions import DEFAULT_TEMPLATE, check_template
 from airflow_provider_logtap.core.ranges import INITIAL, ON_DATA_LOSS, _check_topic
 from airflow_provider_logtap.errors import ConfigurationError
@@ -125,7 +125,7 @@ class HdfsEventTimeTarget:
     webhdfs_conn_id: str = "webhdfs_default"
     proxy_user: str | None = None
     compression: str = "none"
-    timestamp_regex: str = APACHE_REGEX
+    timestamp_regex: str = ""  # the date_format's own
     date_format: str = "apache"
     assume_zone: str = "UTC"
     partition_template: str = DEFAULT_TEMPLATE
@@ -137,7 +137,7 @@ class HdfsEventTimeTarget:
             "base_path": lambda: naming.clean_base(self.base_path),
             "compression": lambda: codecs.check(self.compression),
             "timestamp_regex": lambda: TimeFormat(regex=self.timestamp_regex),
-            "date_format": lambda: TimeFormat(date_format=self.date_format),
+            "date_format": lambda: TimeFormat(regex=self.timestamp_regex, date_format=self.date_format),
             "assume_zone": lambda: zone_of(self.assume_zone),
             "partition_template": lambda: check_template(self.partition_template),
             "partition_zone": lambda: zone_of(self.partition_zone),
