@@ -8,6 +8,8 @@ takes them (``statsd_datadog_enabled``/OpenTelemetry) and otherwise folded into 
 - ``logtap.written`` (counter): lines/documents/objects' lines written by a load
 - ``logtap.dead_letters`` (counter): lines sent to a dead-letter place
 - ``logtap.lost`` (counter): offsets lost to retention (only under ``on_data_loss='log_start'``)
+- ``logtap.out_of_place`` (counter): interval mode, records loaded by an interval their timestamp is not in
+  (further out of order than ``max_disorder_seconds``)
 """
 
 from __future__ import annotations
