@@ -252,8 +252,8 @@ def replay_params(taps: list[Tap]) -> dict[str, Param]:
         ),
         "target_name": Param(
             REPLAY_DEFAULTS["target_name"],
-            type="string",
-            pattern=rf"^$|{REPLAY_NAME.pattern}",
+            type=["null", "string"],
+            pattern=REPLAY_NAME.pattern,
             title="New target name",
             description="The replay writes beside the live target: S3 <prefix>/replays/<name>, "
             "HDFS <base_path>/_replays/<name>, indices <index_prefix>.replay-<name>-*. Letters, digits, '_' "

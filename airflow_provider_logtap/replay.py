@@ -25,7 +25,7 @@ from airflow_provider_logtap.targets import relocated
 FROM_KINDS = ("earliest", "offsets", "timestamp")
 TO_KINDS = ("latest", "offsets", "timestamp", "committed")
 #: The form's defaults (the DAG's ``Param`` s derive from these): a replay only writes once asked to.
-DEFAULTS: Mapping[str, Any] = {"from": "earliest", "to": "latest", "dry_run": True, "target_name": ""}
+DEFAULTS: Mapping[str, Any] = {"from": "earliest", "to": "latest", "dry_run": True, "target_name": None}
 
 
 def name_from_run(run_id: str) -> str:

@@ -24,6 +24,12 @@ def test_shipped_dags_import_cleanly() -> None:
     replay = bag.dags["logtap_replay"]
     assert {t.task_id for t in replay.tasks} == {"plan", "load", "finish"}
     assert replay.params["tap"] == taps[0]["name"]
+    # The form as it opens is valid and safe: a dry run, no name to share with another replay (the UI takes an
+    # empty string for a missing value, so no default may be one).
+    defaults = replay.params.dump()
+    assert defaults["dry_run"] is True and defaults["target_name"] is None
+    assert not [name for name, param in defaults.items() if param == ""]
+    replay.params.validate()
     for dag_id in set(bag.dag_ids) - {"logtap_replay"}:
         dag = bag.dags[dag_id]
         assert {t.task_id for t in dag.tasks} == {

@@ -113,7 +113,7 @@ def test_replay_from_the_form_equals_the_live_load_and_leaves_it_alone(
     assert wait_for_run(live_airflow, "logtap_replay", same) == "success"
     assert lines_under(s3_client, bucket, f"raw/replays/sys-replay/{topic_name}/") == live
     # Without a name the target is named after the run: two such replays never share a place.
-    unnamed = trigger(live_airflow, "logtap_replay", {**replay, "target_name": ""})
+    unnamed = trigger(live_airflow, "logtap_replay", {**replay, "target_name": None})
     assert wait_for_run(live_airflow, "logtap_replay", unnamed) == "success"
     assert lines_under(s3_client, bucket, f"raw/replays/{name_from_run(unnamed)}/{topic_name}/") == live
 
