@@ -155,6 +155,24 @@ class PlanLedger:
             f"logtap plan of {self.dag_id} run {run_id}",
         )
 
+    def replay_target_key(self, tap: str, where: str) -> str:
+        """The variable recording what a replay's new target ``where`` of ``tap`` holds."""
+        return self._key("replay-target", tap, where.lower())
+
+    def replay_target(self, tap: str, where: str) -> dict[str, Any] | None:
+        """``{"run", "topic", "ranges": [[partition, start, end], ...]}`` of the replay written into ``where``."""
+        found = self._get(self.replay_target_key(tap, where))
+        return None if found is None else dict(found)
+
+    def save_replay_target(
+        self, tap: str, where: str, *, run: str, topic: str, ranges: list[list[int]]
+    ) -> None:
+        self._set(
+            self.replay_target_key(tap, where),
+            json.dumps({"run": run, "topic": topic, "ranges": ranges}),
+            f"logtap: the range replay run {run} wrote into {where}",
+        )
+
     def plan_interval(
         self,
         *,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -129,8 +128,8 @@ def _claim_name(ledger: PlanLedger, request: ReplayRequest, plan: Plan, run_id: 
     """Record which range a replay's new target holds; refuse a second replay of another range into it (the
     two would overlap there: offsets twice, or a mix of two ranges)."""
     spans = [[r.partition, r.start, r.end] for r in plan.ranges]
-    key = ledger._key("replay-target", request.tap.name, where.lower())
-    held = ledger._get(key)
+    tap = request.tap.name
+    held = ledger.replay_target(tap, where)
     if (
         held is not None
         and held["run"] != run_id
@@ -140,13 +139,9 @@ def _claim_name(ledger: PlanLedger, request: ReplayRequest, plan: Plan, run_id: 
             f"the replay target {where} already holds replay run {held['run']!r} of {held['topic']} ranges "
             f"{_spans(held['ranges'])}; this run asks for {request.topic} {_spans(spans)}. Choose another "
             "target_name (or leave it empty to name it after this run); to reuse the name, delete that target's "
-            f"data and the Airflow Variable {key!r} first."
+            f"data and the Airflow Variable {ledger.replay_target_key(tap, where)!r} first."
         )
-    ledger._set(
-        key,
-        json.dumps({"run": run_id, "topic": request.topic, "ranges": spans}),
-        f"logtap: the range replay run {run_id} wrote into {where}",
-    )
+    ledger.save_replay_target(tap, where, run=run_id, topic=request.topic, ranges=spans)
 
 
 def _spans(spans: list[list[int]]) -> str:
