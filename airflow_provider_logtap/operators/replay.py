@@ -109,7 +109,6 @@ class KafkaReplayPlanOperator(BaseOperator):
             "kafka_conn_id": request.tap.kafka_conn_id,
             "target": target_to_dict(target),
             "only_partitions": list(request.overwrite),
-            "covered": {str(r.partition): r.end for r in plan.ranges},
             "dry_run": request.dry_run,
             "where": where,
         }

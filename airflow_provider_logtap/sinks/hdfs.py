@@ -277,14 +277,13 @@ class HdfsEventTimeSink:
         batches: Iterable[RecordBatch],
         *,
         whole: OffsetRange,
-        before: _Tally | None = None,
+        earlier: int = 0,
     ) -> _Tally:
         """Split the batches' lines into the spools (dead letters with their reasons). Fails as soon as the bad
-        lines (with ``before``'s) are more than ``max_bad_ratio`` of every offset of ``whole``: the ratio can no
-        longer end below it, so the rest of the range need not be read."""
+        lines (with the ``earlier`` ones of ``whole``) are more than ``max_bad_ratio`` of every offset of
+        ``whole``: the ratio can no longer end below it, so the rest of the range need not be read."""
         tally = _Tally()
         limit = None if self.max_bad_ratio is None else self.max_bad_ratio * whole.size
-        earlier = before.bad if before is not None else 0
         for batch in batches:
             values = batch.values
             buckets, rejects = self.partitioner.split(values)
@@ -345,16 +344,17 @@ class HdfsEventTimeSink:
                 starts.append(parsed.start)
         return sorted(starts)
 
-    def write_containing(self, topic: str, partition: int, offset: int) -> OffsetRange | None:
+    def write_containing(
+        self, topic: str, partition: int, offset: int, starts: Sequence[int] | None = None
+    ) -> OffsetRange | None:
         """The recorded write whose range holds ``offset`` and starts before it (a rebuild must start at its
-        start, so that it replaces that write whole), or ``None``."""
-        below = [s for s in self.write_starts(topic, partition) if s < offset]
+        start, so that it replaces that write whole), or ``None``. ``starts``: :meth:`write_starts`, if known."""
+        below = [s for s in (self.write_starts(topic, partition) if starts is None else starts) if s < offset]
         if not below:
             return None
         rng = OffsetRange(topic=topic, partition=partition, start=below[-1], end=below[-1])
-        path = self.manifest_path(rng)
-        m = Manifest.decode(self.files.read(path), path)
-        return replace(rng, end=m.end) if m.end > offset else None
+        end = self._read_manifest(rng).end
+        return replace(rng, end=end) if end > offset else None
 
     def _rebuild(self, rng: OffsetRange, batches: Iterable[RecordBatch]) -> WriteResult:
         """Rebuild chosen partitions: every recorded write of the range whose lines lay in a chosen partition
@@ -363,24 +363,26 @@ class HdfsEventTimeSink:
         removed. The other writes stay as they are. So the live tree holds each offset of the range once, where
         the options say, and nothing is left outside it."""
         began = time.monotonic()
-        overlapping = self.write_containing(rng.topic, rng.partition, rng.start)
+        recorded = self.write_starts(rng.topic, rng.partition)
+        overlapping = self.write_containing(rng.topic, rng.partition, rng.start, recorded)
         if overlapping is not None:
             raise ConfigurationError(
                 f"{rng}: the recorded write {overlapping} starts before this rebuild's start and holds it; a "
                 f"rebuild replaces whole writes: start at offset {overlapping.start} (the replay's plan does)."
             )
-        starts = [s for s in self.write_starts(rng.topic, rng.partition) if rng.start < s < rng.end]
+        starts = [s for s in recorded if rng.start < s < rng.end]
         bounds = [rng.start, *starts, rng.end]
         segments = [replace(rng, start=a, end=b) for a, b in itertools.pairwise(bounds)]
         lost: list[OffsetRange] = []
         with contextlib.ExitStack() as stack:
             spools = [stack.enter_context(_Spools(self.format)) for _ in segments]
             tallies: list[_Tally] = []
+            bad = 0
             for spool, segment, part in zip(
                 spools, segments, _by_segment(track_lost(batches, lost), bounds), strict=True
             ):
-                done = _Tally.sum(tallies)
-                tallies.append(self._fill(spool, segment, part, whole=rng, before=done))
+                tallies.append(self._fill(spool, segment, part, whole=rng, earlier=bad))
+                bad += tallies[-1].bad
             whole = _Tally.sum(tallies)
             reasons = [sp.first_reason() for sp in spools if sp.has_dead_letters()]
             self._check_ratio(rng, whole, reasons[0] if reasons else "(none)")
@@ -388,13 +390,19 @@ class HdfsEventTimeSink:
             partitions: set[str] = set()
             removed: list[str] = []
             rewritten = untouched = written = dead = 0
+            known = set(recorded)
             for segment, spool, tally in zip(segments, spools, tallies, strict=True):
-                old = self._recorded(segment)
-                before = old.partitions if old is not None else ()
+                # Segments are cut at every recorded start: the one manifest a segment can have is at its start.
+                old = (
+                    [(self.manifest_path(segment), self._read_manifest(segment))]
+                    if segment.start in known
+                    else []
+                )
+                before = old[0][1].partitions if old else ()
                 if not any(self._chosen(p) for p in (*before, *spool.paths())):
                     untouched += 1
                     continue
-                published, placed, gone = self._publish(segment, spool)
+                published, placed, gone = self._publish(segment, spool, old)
                 files += published
                 partitions.update(placed)
                 removed += gone
@@ -423,10 +431,9 @@ class HdfsEventTimeSink:
             seconds=time.monotonic() - began,
         )
 
-    def _recorded(self, rng: OffsetRange) -> Manifest | None:
+    def _read_manifest(self, rng: OffsetRange) -> Manifest:
+        """The manifest of the recorded write starting at ``rng.start``."""
         path = self.manifest_path(rng)
-        if not self.files.exists(path):
-            return None
         return Manifest.decode(self.files.read(path), path)
 
     def _old_manifests(self, rng: OffsetRange) -> list[tuple[str, Manifest]]:
@@ -444,9 +451,12 @@ class HdfsEventTimeSink:
         with spools.open(partition) as data:
             self.files.put(temp_name(final), data)
 
-    def _publish(self, rng: OffsetRange, spools: _Spools) -> tuple[list[str], list[str], list[str]]:
-        """Temporary files, renamed into place, then what earlier writes of the range left is removed."""
-        old = self._old_manifests(rng)
+    def _publish(
+        self, rng: OffsetRange, spools: _Spools, old: list[tuple[str, Manifest]] | None = None
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Temporary files, renamed into place, then what earlier writes of the range left is removed (``old``:
+        their manifests, if the caller has read them already)."""
+        old = self._old_manifests(rng) if old is None else old
         targets = {self.file_path(rng, p): p for p in spools.paths()}
         if spools.has_dead_letters():
             targets[self.dead_letter_path(rng)] = DEAD_LETTERS
