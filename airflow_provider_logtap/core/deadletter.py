@@ -30,5 +30,6 @@ def dead_letter(
 
 
 def ratio_exceeded(bad: int, total: int, max_ratio: float | None) -> bool:
-    """Whether ``bad`` of ``total`` lines is more than a tap allows (``None``: no limit)."""
+    """Whether ``bad`` of ``total`` lines is more than a tap allows (``None``: no limit). With ``total`` the
+    offsets of a whole range, it says early that the range's ratio can no longer end within the limit."""
     return max_ratio is not None and total > 0 and bad / total > max_ratio

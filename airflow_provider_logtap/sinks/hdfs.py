@@ -283,7 +283,6 @@ class HdfsEventTimeSink:
         lines (with the ``earlier`` ones of ``whole``) are more than ``max_bad_ratio`` of every offset of
         ``whole``: the ratio can no longer end below it, so the rest of the range need not be read."""
         tally = _Tally()
-        limit = None if self.max_bad_ratio is None else self.max_bad_ratio * whole.size
         for batch in batches:
             values = batch.values
             buckets, rejects = self.partitioner.split(values)
@@ -309,7 +308,7 @@ class HdfsEventTimeSink:
             tally.total += len(values) - dead
             tally.bad += len(rejects)
             tally.nbytes += batch.nbytes()
-            if limit is not None and earlier + tally.bad > limit:
+            if ratio_exceeded(earlier + tally.bad, whole.size, self.max_bad_ratio):
                 self._check_ratio(
                     whole,
                     replace(tally, bad=earlier + tally.bad, total=whole.size),

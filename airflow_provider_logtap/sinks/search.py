@@ -279,7 +279,7 @@ class SearchSink:
                         )
                     )
                 total += len(values) - values.count(None)
-                if self.max_bad_ratio is not None and bad > self.max_bad_ratio * rng.size:
+                if ratio_exceeded(bad, rng.size, self.max_bad_ratio):
                     # The ratio can no longer end below the limit: stop reading the rest of the range.
                     self._too_many_bad(
                         rng, bad, f"already {bad} of the range's {rng.size} offsets (stopped early)"
