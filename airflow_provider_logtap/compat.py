@@ -6,7 +6,9 @@ most names between Airflow 2.x and 3.x (``airflow.sdk`` first); what it does not
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from airflow.providers.common.compat.sdk import (
     DAG,
@@ -24,6 +26,8 @@ from airflow.providers.common.compat.sdk import (
 )
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # the same place in Airflow 2.x and 3.x
+
+from airflow_provider_logtap.errors import NotRetryable
 
 try:  # Airflow 3: the Task SDK's timetables
     from airflow.sdk import CronDataIntervalTimetable
@@ -48,6 +52,7 @@ __all__ = [
     "TriggerRule",
     "Variable",
     "emit_asset_events",
+    "fail_without_retry",
     "kafka_client_config",
     "run_identity",
 ]
@@ -93,3 +98,23 @@ def emit_asset_events(context: Context, outlets: Any, extra: dict[str, Any], par
                 event.add_partitions(partitions)
             else:
                 event.extra["partitions"] = partitions
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail_without_retry(method: F) -> F:
+    """Decorate an operator's ``execute`` (or a sensor's ``poke`` / ``execute_complete``): a
+    :class:`~airflow_provider_logtap.errors.NotRetryable` failure becomes Airflow's ``AirflowFailException``,
+    which fails the task at once instead of spending its retries on what a retry cannot fix."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except NotRetryable as exc:
+            raise AirflowFailException(
+                f"{exc} [{type(exc).__name__}: not retried, a retry cannot fix this]"
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]

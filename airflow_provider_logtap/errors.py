@@ -9,11 +9,30 @@ class LogtapError(Exception):
     """Base class of logtap's errors."""
 
 
-class ConfigurationError(LogtapError, ValueError):
+class NotRetryable(LogtapError):
+    """A failure that a retry cannot fix (a configuration error, data that breaks a rule the tap sets, offsets
+    lost under ``on_data_loss='fail'``). logtap's operators fail such a task without Airflow's retries (see
+    :func:`airflow_provider_logtap.compat.fail_without_retry`); the fix is in the message."""
+
+
+class ConfigurationError(NotRetryable, ValueError):
     """A parameter or configuration value is invalid; the message names it and the fix."""
 
 
-class DataLossError(LogtapError):
+class DataRuleError(NotRetryable):
+    """The data breaks a rule the tap sets (too many bad lines, too many records out of place)."""
+
+
+class BadLineRatioError(DataRuleError):
+    """More lines than a tap's ``max_bad_ratio`` allows had no event time or did not parse: nothing was written
+    (the classic wrong-regex case)."""
+
+
+class OutOfPlaceError(DataRuleError):
+    """More records of an interval than ``max_out_of_place_ratio`` allows are stamped outside it."""
+
+
+class DataLossError(NotRetryable):
     """Offsets a load needed were deleted (retention) before they were read."""
 
     def __init__(self, *, topic: str, partition: int, start: int, log_start: int, hint: str = "") -> None:
@@ -34,8 +53,8 @@ class DataLossError(LogtapError):
         )
 
 
-class SupersededError(LogtapError):
-    """This run's plan was replaced by a newer plan of the same consumer group."""
+class ClaimConflictError(NotRetryable):
+    """Someone else moved a tap group's offsets while a run held its claim: nothing was committed."""
 
 
 def one_of(name: str, value: object, allowed: Iterable[str]) -> str:

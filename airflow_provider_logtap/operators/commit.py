@@ -6,15 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_logtap.compat import (
-    AirflowFailException,
     AirflowSkipException,
     BaseOperator,
     Context,
     TriggerRule,
+    fail_without_retry,
     run_identity,
 )
 from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.core.ranges import OffsetRange
+from airflow_provider_logtap.errors import ClaimConflictError
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 
 
@@ -50,6 +51,7 @@ class KafkaCommitRangesOperator(BaseOperator):
         self.results = results
         self.kafka_config_id = kafka_config_id
 
+    @fail_without_retry
     def execute(self, context: Context) -> dict[str, Any]:
         ranges = [OffsetRange.from_dict(r) for r in self.ranges or ()]
         if not ranges:
@@ -71,7 +73,7 @@ class KafkaCommitRangesOperator(BaseOperator):
             if decision.action == "commit":
                 to_commit[rng.partition] = (rng.end, claims.committed(run, rng).encode())
         if outcome["conflict"]:
-            raise AirflowFailException(
+            raise ClaimConflictError(
                 f"offsets of partitions {outcome['conflict']} of {topic} were moved by someone else; "
                 "nothing was committed. Re-run the DAG: the next run plans from the group's offsets."
             )

@@ -8,18 +8,18 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from airflow_provider_logtap.compat import (
-    AirflowFailException,
     AirflowSkipException,
     BaseOperator,
     Context,
     emit_asset_events,
+    fail_without_retry,
     run_identity,
 )
 from airflow_provider_logtap.core import claims
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.intervals import Membership
 from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, OffsetRange
-from airflow_provider_logtap.errors import ConfigurationError, one_of
+from airflow_provider_logtap.errors import ConfigurationError, OutOfPlaceError, one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.kafka.reader import DEFAULT_BATCH_SIZE
 from airflow_provider_logtap.ledger import PlanLedger
@@ -92,6 +92,7 @@ class KafkaRangeLoadOperator(BaseOperator):
     def make_sink(self, context: Context) -> Sink:
         return build_sink(self.target(), run=run_identity(context))
 
+    @fail_without_retry
     def execute(self, context: Context) -> dict[str, Any]:
         rng = OffsetRange.from_dict(self.offset_range)
         one_of("on_data_loss", self.on_data_loss, ON_DATA_LOSS)
@@ -173,7 +174,7 @@ class KafkaRangeLoadOperator(BaseOperator):
         self.log.warning(message)
         limit = self.max_out_of_place_ratio
         if limit is not None and m.ratio > limit:
-            raise AirflowFailException(
+            raise OutOfPlaceError(
                 f"{message}. That is {m.ratio:.1%} of them, above max_out_of_place_ratio={limit}. The records "
                 "are written; fix the producers' timestamps, raise max_disorder_seconds for intervals not yet "
                 "planned, or raise max_out_of_place_ratio."

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_logtap.compat import BaseOperator, Context, run_identity
+from airflow_provider_logtap.compat import BaseOperator, Context, fail_without_retry, run_identity
 from airflow_provider_logtap.core.intervals import DEFAULT_MAX_DISORDER_SECONDS, check_disorder
 from airflow_provider_logtap.core.ranges import (
     ON_DATA_LOSS,
@@ -88,6 +88,7 @@ class KafkaPlanRangesOperator(BaseOperator):
             spec = StartSpec(kind="committed", initial=self.initial)
         return spec
 
+    @fail_without_retry
     def execute(self, context: Context) -> list[dict[str, Any]]:
         start, end = self._start_spec(), EndSpec.parse(self.end)
         one_of("on_data_loss", self.on_data_loss, ON_DATA_LOSS)
@@ -198,6 +199,7 @@ class KafkaPlanIntervalOperator(BaseOperator):
             raise ConfigurationError(f"max_disorder must be 0 or more seconds. Got {value!r}")
         return int(seconds * 1000)
 
+    @fail_without_retry
     def execute(self, context: Context) -> list[dict[str, Any]]:
         start_ms = parse_timestamp_ms(self.interval_start, "interval_start")
         end_ms = parse_timestamp_ms(self.interval_end, "interval_end")

@@ -6,7 +6,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from airflow_provider_logtap.compat import BaseOperator, Context, TriggerRule, emit_asset_events
+from airflow_provider_logtap.compat import (
+    BaseOperator,
+    Context,
+    TriggerRule,
+    emit_asset_events,
+    fail_without_retry,
+)
 from airflow_provider_logtap.core.progress import human_bytes
 from airflow_provider_logtap.core.ranges import EndSpec, Plan
 from airflow_provider_logtap.errors import ConfigurationError
@@ -34,6 +40,7 @@ class KafkaReplayPlanOperator(BaseOperator):
         super().__init__(**kwargs)
         self.taps = list(taps)
 
+    @fail_without_retry
     def execute(self, context: Context) -> list[dict[str, Any]]:
         run_id = str(context["run_id"])
         request = parse_request(context["params"], self.taps, run_id=run_id)
@@ -169,6 +176,7 @@ class KafkaReplayFinishOperator(BaseOperator):
         self.replay = replay
         self.results = results
 
+    @fail_without_retry
     def execute(self, context: Context) -> dict[str, Any]:
         replay = self.replay
         values = self.results[:] if hasattr(self.results, "__getitem__") else list(self.results or ())

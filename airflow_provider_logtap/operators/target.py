@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_logtap.compat import Context, run_identity
+from airflow_provider_logtap.compat import Context, fail_without_retry, run_identity
 from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
 from airflow_provider_logtap.sinks.base import Sink
 from airflow_provider_logtap.targets import build_sink, target_from_dict
@@ -25,6 +25,7 @@ class KafkaToTargetOperator(KafkaRangeLoadOperator):
         super().__init__(**kwargs)
         self.replay = replay
 
+    @fail_without_retry
     def execute(self, context: Context) -> dict[str, Any]:
         self.kafka_config_id = self.replay.get("kafka_conn_id", self.kafka_config_id)
         return super().execute(context)

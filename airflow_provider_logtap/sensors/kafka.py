@@ -16,6 +16,7 @@ from airflow_provider_logtap.compat import (
     BaseOperator,
     BaseSensorOperator,
     Context,
+    fail_without_retry,
 )
 from airflow_provider_logtap.core import conditions
 from airflow_provider_logtap.core.ranges import parse_timestamp_ms
@@ -50,6 +51,7 @@ class _KafkaConditionSensor(BaseSensorOperator):
     def params_for(self, context: Context) -> dict[str, Any]:
         raise NotImplementedError
 
+    @fail_without_retry
     def poke(self, context: Context) -> bool:
         verdict = check(self.condition, self.params_for(context))
         self.log.info("%s: %s %s", self.condition, verdict.reason, verdict.details)
@@ -59,6 +61,7 @@ class _KafkaConditionSensor(BaseSensorOperator):
             )
         return verdict.ready
 
+    @fail_without_retry
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
@@ -71,6 +74,7 @@ class _KafkaConditionSensor(BaseSensorOperator):
         )
         return None
 
+    @fail_without_retry
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         if not event or event.get("status") != "success":
             raise AirflowException(f"{self.condition} trigger ended without success: {event}")
@@ -200,6 +204,7 @@ class KafkaRetentionRiskCheckOperator(BaseOperator):
         self.fail = fail
         self.kafka_config_id = kafka_config_id
 
+    @fail_without_retry
     def execute(self, context: Context) -> dict[str, Any]:
         hook = KafkaRangeHook(kafka_config_id=self.kafka_config_id)
         retention = hook.retention(self.topic)

@@ -30,7 +30,7 @@ from airflow_provider_logtap.core.eventtime import suggest_date_format
 from airflow_provider_logtap.core.manifest import Manifest
 from airflow_provider_logtap.core.partitions import EventTimePartitioner
 from airflow_provider_logtap.core.ranges import OffsetRange
-from airflow_provider_logtap.errors import ConfigurationError, LogtapError
+from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError
 from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks, default_spool
 from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 
@@ -39,10 +39,6 @@ _HINT_SAMPLES = 50
 _PARALLEL_FILES = 8
 MANIFESTS = "_logtap"
 DEAD_LETTERS = "_dead_letter"
-
-
-class BadLineRatioError(LogtapError):
-    """More lines than a tap allows had no event time: nothing was written (the classic wrong-regex case)."""
 
 
 def temp_name(path: str) -> str:

@@ -32,15 +32,11 @@ from airflow_provider_logtap.core.accesslog import AccessLogParser
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
 from airflow_provider_logtap.core.ranges import OffsetRange
-from airflow_provider_logtap.errors import ConfigurationError, LogtapError
+from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError, LogtapError
 from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _INDEX_NAME = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
-
-
-class BadLineRatioError(LogtapError):
-    """More lines than a tap allows did not parse: nothing was indexed."""
 
 
 class SearchClient(Protocol):
