@@ -73,11 +73,3 @@ def decompress(kind: str, data: bytes) -> bytes:
 
         return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(data))
     return data
-
-
-def kind_of(name: str) -> str | None:
-    """The compression an object name's suffix says, or ``None``."""
-    for kind, suffix in SUFFIXES.items():
-        if kind != "none" and name.endswith(suffix):
-            return kind
-    return "none" if name.endswith(".log") else None

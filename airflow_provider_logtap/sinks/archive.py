@@ -305,11 +305,3 @@ def read_lines(data: bytes, kind: str) -> list[bytes]:
     if not content:
         return []
     return content[:-1].split(b"\n") if content.endswith(b"\n") else content.split(b"\n")
-
-
-def chunk_from_metadata(meta: dict[str, Any]) -> tuple[int, int] | None:
-    """``(start, end)`` coverage recorded in an object's metadata, or ``None``."""
-    try:
-        return int(meta["logtap-start-offset"]), int(meta["logtap-end-offset"])
-    except (KeyError, TypeError, ValueError):
-        return None

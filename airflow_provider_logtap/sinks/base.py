@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,3 +78,35 @@ def track_lost(batches: Iterable[RecordBatch], lost: list[OffsetRange]) -> Itera
         if batch.lost is not None:
             lost.append(batch.lost)
         yield batch
+
+
+@dataclass(frozen=True)
+class Stale:
+    """What an archive write does with the objects (or files) an earlier attempt left in its range."""
+
+    removed: tuple[str, ...] = ()
+    """Their names, to delete: the range's records are now in the objects just written."""
+    kept: tuple[str, ...] = ()
+    """Their names, to keep: they start at offsets lost to retention, which this write could not re-read."""
+
+
+def stale_objects(
+    rng: OffsetRange,
+    found: Iterable[tuple[str, int]],
+    written: Collection[str],
+    lost: Sequence[OffsetRange],
+) -> Stale:
+    """Of the objects ``found`` as ``(name, start offset)``, in their order, the stale ones of ``rng``.
+
+    An object is stale when its start lies in ``rng`` and it is not one of the names just ``written``: an earlier
+    attempt cut the range differently. Stale objects starting in a ``lost`` range are kept (their records are
+    gone from Kafka, so deleting them would lose data); all others are removed. Objects starting outside
+    ``rng`` are never touched. The sinks do only the listing and deleting around this rule.
+    """
+    removed: list[str] = []
+    kept: list[str] = []
+    for name, start in found:
+        if start not in rng or name in written:
+            continue
+        (kept if any(start in gone for gone in lost) else removed).append(name)
+    return Stale(removed=tuple(removed), kept=tuple(kept))

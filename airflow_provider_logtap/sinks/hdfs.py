@@ -32,7 +32,7 @@ from airflow_provider_logtap.core.partitions import EventTimePartitioner
 from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError
 from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks, default_spool
-from airflow_provider_logtap.sinks.base import WriteResult, track_lost
+from airflow_provider_logtap.sinks.base import WriteResult, stale_objects, track_lost
 
 TEMP_SUFFIX = ".inprogress"
 _HINT_SAMPLES = 50
@@ -154,20 +154,22 @@ class HdfsRawSink:
 
     def _remove_stale(self, rng: OffsetRange, written: set[str], lost: list[OffsetRange]) -> list[str]:
         """Files and temporary files of earlier attempts whose start lies in the range (not in lost parts)."""
+        stale = stale_objects(rng, self.existing(rng), written, lost)
+        for path in stale.removed:
+            self.files.delete(path)
+        return list(stale.removed)
+
+    def existing(self, rng: OffsetRange) -> Iterator[tuple[str, int]]:
+        """``(path, start)`` of the files (complete or ``.<name>.inprogress``) in the range's partition
+        directory."""
         directory = "/" + naming.partition_dir(self.base, rng.topic, rng.partition)
-        removed = []
         for name in self.files.names(directory):
             bare = (
                 name[1 : -len(TEMP_SUFFIX)] if name.startswith(".") and name.endswith(TEMP_SUFFIX) else name
             )
             parsed = naming.parse_file_name(bare)
-            if parsed is None or parsed.topic != rng.topic or parsed.partition != rng.partition:
-                continue
-            path = posixpath.join(directory, name)
-            if parsed.start in rng and path not in written and not any(parsed.start in g for g in lost):
-                self.files.delete(path)
-                removed.append(path)
-        return removed
+            if parsed is not None and parsed.topic == rng.topic and parsed.partition == rng.partition:
+                yield posixpath.join(directory, name), parsed.start
 
 
 class HdfsEventTimeSink:

@@ -19,7 +19,7 @@ from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.errors import ConfigurationError, LogtapError
 from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks
-from airflow_provider_logtap.sinks.base import WriteResult, track_lost
+from airflow_provider_logtap.sinks.base import WriteResult, stale_objects, track_lost
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -205,9 +205,10 @@ class S3ArchiveSink:
                     yield obj["Key"], parsed.start
 
     def _remove_stale(self, rng: OffsetRange, written: set[str], lost: list[OffsetRange]) -> list[str]:
-        stale = [(k, s) for k, s in self.existing(rng) if k not in written]
-        kept = [k for k, s in stale if any(s in gone for gone in lost)]
-        doomed = [k for k, s in stale if k not in kept]
+        """Delete the objects of earlier attempts starting in the range; refuse (after deleting the others) if
+        some start at offsets lost to retention: those are kept."""
+        stale = stale_objects(rng, self.existing(rng), written, lost)
+        doomed = list(stale.removed)
         for i in range(0, len(doomed), 1000):
             response = self.client.delete_objects(
                 Bucket=self.bucket,
@@ -216,10 +217,10 @@ class S3ArchiveSink:
             errors = response.get("Errors") or []
             if errors:
                 raise LogtapError(f"could not delete stale archive objects: {errors[:5]}")
-        if kept:
+        if stale.kept:
             raise StaleObjectConflict(
                 f"{rng}: the archive holds objects of an earlier write that start at offsets Kafka no longer "
-                f"has (lost to retention): {kept[:5]}. They were kept, and they may overlap what was just "
-                "written. Inspect them and delete by hand the ones this write now covers."
+                f"has (lost to retention): {list(stale.kept[:5])}. They were kept, and they may overlap what "
+                "was just written. Inspect them and delete by hand the ones this write now covers."
             )
         return doomed
