@@ -1,5 +1,5 @@
 """logtap's metrics as a StatsD server receives them: a UDP socket, and Airflow's own StatsD backend pointed
-at it through ``[metrics]`` settings in a separate process (``Stats`` set up as Airflow's task runner does)."""
+at it through ``[metrics]`` settings in a separate process (``Stats`` set up as the task runner does)."""
 
 from __future__ import annotations
 
