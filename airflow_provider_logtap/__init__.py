@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
+# The project's documentation: its PyPI page, whose description is the README. The same URL is pyproject's
+# [project.urls] Documentation (tests/unit/test_provider_info.py keeps them equal).
+DOCUMENTATION_URL = "https://pypi.org/project/airflow-provider-logtap/"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -25,7 +28,7 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [
             {
                 "integration-name": "logtap",
-                "external-doc-url": "https://github.com/logtap/airflow-provider-logtap",
+                "external-doc-url": DOCUMENTATION_URL,
                 "tags": ["apache"],
             }
         ],
