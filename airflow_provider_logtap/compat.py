@@ -7,8 +7,9 @@ most names between Airflow 2.x and 3.x (``airflow.sdk`` first); what it does not
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any, TypeVar
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 from airflow.providers.common.compat.sdk import (
     DAG,
@@ -53,6 +54,7 @@ __all__ = [
     "Variable",
     "emit_asset_events",
     "fail_without_retry",
+    "in_task_test",
     "kafka_client_config",
     "run_identity",
 ]
@@ -77,6 +79,24 @@ def run_identity(context: Context) -> str:
     """``<dag_id>/<run_id>`` of the running task: who claims, writes and commits a range."""
     ti = context["ti"]
     return f"{ti.dag_id}/{context['run_id']}"
+
+
+def in_task_test(context: Context) -> bool:
+    """Whether the task runs under ``airflow tasks test`` (a debugging run that must not move what production
+    relies on), not as a DAG run of the scheduler, a backfill or ``airflow dags test``.
+
+    Airflow 3 runs ``tasks test`` in the CLI's own process after setting ``AIRFLOW_TEST_MODE=True`` in its
+    environment (3.3; some earlier 3.x set it only with ``--env-vars``); its context has no ``test_mode``.
+    Airflow 2 runs it with ``ti.run(test_mode=True)``: ``ti.test_mode`` and the context's ``test_mode``. Both
+    make a temporary run (``__airflow_temporary_run_...``) when no run has the given date. ``dags test`` sets
+    none of these: it is a whole DAG run, recorded like any other.
+    """
+    values: Mapping[str, Any] = cast("Mapping[str, Any]", context)
+    if str(values.get("run_id") or "").startswith("__airflow_temporary_run_"):
+        return True
+    if AIRFLOW_V_3_0_PLUS:
+        return os.environ.get("AIRFLOW_TEST_MODE", "").strip().lower() == "true"
+    return bool(values.get("test_mode") or getattr(values.get("ti"), "test_mode", False))
 
 
 def emit_asset_events(context: Context, outlets: Any, extra: dict[str, Any], partitions: list[str]) -> None:

@@ -11,6 +11,7 @@ from airflow_provider_logtap.compat import (
     Context,
     TriggerRule,
     fail_without_retry,
+    in_task_test,
     run_identity,
 )
 from airflow_provider_logtap.core import claims
@@ -25,6 +26,9 @@ class KafkaCommitRangesOperator(BaseOperator):
     Runs after every load of the run (it fails, and nothing is committed, if any load failed). Per partition,
     it commits only while the run still holds the claim its plan made; a partition whose claim a newer run
     took is left alone (that run loads and commits those offsets), and a commit already done is not repeated.
+
+    Under ``airflow tasks test`` it decides and logs as a run would, but commits nothing: the live group's
+    offsets and claims stay as they are (``airflow dags test`` is a real run and commits).
 
     :param ranges: the plan's ranges (``plan.output``).
     :param group_id: the tap's consumer group.
@@ -77,6 +81,8 @@ class KafkaCommitRangesOperator(BaseOperator):
                 f"offsets of partitions {outcome['conflict']} of {topic} were moved by someone else; "
                 "nothing was committed. Re-run the DAG: the next run plans from the group's offsets."
             )
+        if in_task_test(context):
+            return self._refuse_in_task_test(run, topic, to_commit, outcome)
         hook.commit(self.group_id, topic, to_commit)
         self._report(topic)
         self.log.info(
@@ -98,6 +104,37 @@ class KafkaCommitRangesOperator(BaseOperator):
             "committed": {str(p): to_commit[p][0] for p in outcome["commit"]},
             "already": outcome["done"],
             "superseded": outcome["superseded"],
+        }
+
+    def _refuse_in_task_test(
+        self, run: str, topic: str, to_commit: dict[int, tuple[int, str]], outcome: dict[str, list[int]]
+    ) -> dict[str, Any]:
+        """Under ``airflow tasks test``: what would be committed, logged; nothing committed."""
+        for partition, (offset, _claim) in sorted(to_commit.items()):
+            self.log.warning(
+                "airflow tasks test: would commit %s[%d] -> %d for group %s; NOT committed",
+                topic,
+                partition,
+                offset,
+                self.group_id,
+            )
+        self.log.warning(
+            "airflow tasks test does not move the offsets of the live group %s (a debugging run must not "
+            "disturb production): nothing committed. A DAG run (the scheduler, a backfill or airflow dags "
+            "test) commits; to try a tap for real without its group, replay a range through the logtap_replay "
+            "DAG (a dry run first).",
+            self.group_id,
+        )
+        self._report(topic)
+        return {
+            "group_id": self.group_id,
+            "topic": topic,
+            "run": run,
+            "committed": {},
+            "would_commit": {str(p): to_commit[p][0] for p in outcome["commit"]},
+            "already": outcome["done"],
+            "superseded": outcome["superseded"],
+            "test_mode": True,
         }
 
     def _report(self, topic: str) -> None:

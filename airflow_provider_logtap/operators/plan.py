@@ -7,7 +7,13 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_logtap.compat import BaseOperator, Context, fail_without_retry, run_identity
+from airflow_provider_logtap.compat import (
+    BaseOperator,
+    Context,
+    fail_without_retry,
+    in_task_test,
+    run_identity,
+)
 from airflow_provider_logtap.core.intervals import DEFAULT_MAX_DISORDER_SECONDS, check_disorder
 from airflow_provider_logtap.core.ranges import (
     ON_DATA_LOSS,
@@ -25,6 +31,15 @@ from airflow_provider_logtap.operators._templating import check_unless_templated
 PLAN_XCOM_KEY = "plan"
 
 
+def try_for_real(dag_id: str) -> str:
+    """How to try a tap for real without touching its live group or ledger."""
+    tap = dag_id.removeprefix("logtap_")
+    return (
+        "To test a tap for real, replay a range of it through the logtap_replay DAG, a dry run first: "
+        f"""airflow dags test logtap_replay -c '{{"tap": "{tap}", "dry_run": true}}'"""
+    )
+
+
 class KafkaPlanRangesOperator(BaseOperator):
     """Plan the half-open offset ranges ``[start, end)`` of one run, one per partition.
 
@@ -34,7 +49,9 @@ class KafkaPlanRangesOperator(BaseOperator):
 
     With ``start='committed'`` and ``claim=True`` the plan claims the group's next range: it commits the
     unchanged offsets with metadata naming this run, so that a load or commit of an older, superseded run
-    can no longer write or commit (see :mod:`airflow_provider_logtap.core.claims`).
+    can no longer write or commit (see :mod:`airflow_provider_logtap.core.claims`). Under ``airflow tasks test``
+    the plan is computed and logged but not claimed: a debugging run must not supersede a live run in flight
+    (``airflow dags test`` is a whole DAG run and claims as any run does).
 
     :param topic: the Kafka topic.
     :param group_id: the tap's consumer group (needed for ``start='committed'``).
@@ -114,8 +131,16 @@ class KafkaPlanRangesOperator(BaseOperator):
         )
         if self.claim and start.kind == "committed":
             run = run_identity(context)
-            hook.claim(plan, run)
-            self.log.info("claimed the ranges for %s in group %s", run, self.group_id)
+            if in_task_test(context):
+                self.log.warning(
+                    "airflow tasks test: NOT claiming the ranges in group %s (a claim would supersede a live "
+                    "run of this tap in flight); the plan above is what a run would load. %s.",
+                    self.group_id,
+                    try_for_real(context["ti"].dag_id),
+                )
+            else:
+                hook.claim(plan, run)
+                self.log.info("claimed the ranges for %s in group %s", run, self.group_id)
         context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
         return [r.to_dict() for r in plan.ranges]
 
