@@ -2,21 +2,34 @@
 
 XCom does not survive a clear, and an interval's units must not change once anything was written for them (see
 :mod:`airflow_provider_logtap.core.intervals`). An interval's plan is recorded under
-``logtap/<dag_id>/<T1>/<T2>`` (JSON), with two pointers, ``logtap/<dag_id>/by-start/<T1>`` and
-``logtap/<dag_id>/by-end/<T2>``, so the intervals next to a boundary can be found (a zone's load asks whether
-they are planned). The edges of every boundary are kept in one variable, ``logtap/<dag_id>/edges`` (JSON,
-``{boundary ms: {partition: [x, y]}}``), so a new edge can be clamped between its recorded neighbours. Edges are
-never recomputed: deleting an interval's plan variables makes its next run plan it again over the same edges.
-Replays record their plans under ``logtap/<dag_id>/run/<run_id>``.
+``logtap/<dag_id>/<T1>/<T2>`` (JSON), one variable per interval, and the ledger's *index* under
+``logtap/<dag_id>/index`` (JSON): the planned intervals (``{T1 ms: T2 ms}``), the edges of their boundaries
+(``{boundary ms: {partition: [x, y]}}``, so a new edge can be clamped between its recorded neighbours) and the
+spans of plans deleted by the horizon. Edges are never recomputed: deleting an interval's plan variable makes
+its next run plan it again over the same edges.
+
+Growth is bounded by a *horizon* (``horizon_days``, default 90): when a plan is saved, the plans of intervals
+that end more than the horizon before the newest planned end are deleted, and with them the edges of their
+boundaries, except where a kept interval or an unplanned neighbour still needs one. The deleted intervals are
+kept as coalesced spans (one per unbroken run of planned intervals): a zone loaded next to them still keeps
+their records (they count as planned), and planning an interval inside a span, or ending before the horizon,
+is refused (its edges are gone; new ones would split offsets its neighbours already wrote): reload such data
+with the logtap_replay DAG, or keep a longer horizon.
+
+Plans recorded in the old layout (the plan plus ``by-start/<T1>`` and ``by-end/<T2>`` pointers, and one
+``edges`` variable) are still read; the first plan saved in the new layout moves the old pointers and edges
+into the index and deletes them. Replays record their plans under ``logtap/<dag_id>/run/<run_id>``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_logtap.compat import Variable
 from airflow_provider_logtap.core.intervals import (
@@ -33,6 +46,10 @@ from airflow_provider_logtap.core.ranges import PartitionState, Plan
 from airflow_provider_logtap.errors import ConfigurationError
 
 PREFIX = "logtap"
+#: Plans of intervals ending more than this many days before the newest planned end are deleted.
+DEFAULT_HORIZON_DAYS = 90
+DAY_MS = 86_400_000
+INDEX_LAYOUT = 2
 
 
 def _stamp(ms: int) -> str:
@@ -43,8 +60,27 @@ def _stamp(ms: int) -> str:
     )
 
 
+def check_horizon(days: Any, name: str = "ledger_horizon_days") -> float | None:
+    """``days`` if it is a number of days above 0 (or ``None``: keep every plan), else the error."""
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days) or days <= 0:
+        raise ConfigurationError(
+            f"{name} must be a number of days above 0 (or null to keep every plan). Got {days!r}"
+        )
+    return float(days)
+
+
+class _Store(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: str, description: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+
 class _Variables:
-    """Airflow Variables as a mapping (the ledger's store inside a task)."""
+    """Airflow Variables (the ledger's store inside a task; a task deletes through the Task SDK on Airflow 3)."""
 
     def get(self, key: str, default: Any = None) -> Any:
         return Variable.get(key, default=default)
@@ -52,35 +88,155 @@ class _Variables:
     def set(self, key: str, value: str, description: str) -> None:
         Variable.set(key, value, description=description)
 
+    def delete(self, key: str) -> None:
+        Variable.delete(key)
+
+
+class _Mapping:
+    """A mutable mapping as a store (tests, tools)."""
+
+    def __init__(self, mapping: MutableMapping[str, str]) -> None:
+        self.mapping = mapping
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.mapping.get(key, default)
+
+    def set(self, key: str, value: str, description: str) -> None:
+        self.mapping[key] = value
+
+    def delete(self, key: str) -> None:
+        self.mapping.pop(key, None)
+
+
+class _DryRun:
+    """Reads ``base``, keeps every write and delete in memory (``airflow tasks test``: nothing recorded)."""
+
+    def __init__(self, base: _Store) -> None:
+        self.base = base
+        self.written: dict[str, str | None] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self.written:
+            value = self.written[key]
+            return default if value is None else value
+        return self.base.get(key, default)
+
+    def set(self, key: str, value: str, description: str) -> None:
+        self.written[key] = value
+
+    def delete(self, key: str) -> None:
+        self.written[key] = None
+
+
+@dataclass
+class _Index:
+    """What the ledger knows beyond single plans: planned intervals, edges, spans of deleted plans."""
+
+    intervals: dict[int, int] = field(default_factory=dict)
+    edges: dict[int, dict[int, Edge]] = field(default_factory=dict)
+    pruned: list[tuple[int, int]] = field(default_factory=list)
+    #: Old-layout variables (pointers, the edges variable) to delete once the index is written.
+    legacy_keys: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "layout": INDEX_LAYOUT,
+                "intervals": [[s, e] for s, e in sorted(self.intervals.items())],
+                "edges": {
+                    str(t): {str(p): list(e) for p, e in sorted(parts.items())}
+                    for t, parts in sorted(self.edges.items())
+                },
+                "pruned": [list(span) for span in self.pruned],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> _Index:
+        return cls(
+            intervals={int(s): int(e) for s, e in data.get("intervals", ())},
+            edges=_edges_from(data.get("edges", {})),
+            pruned=[(int(s), int(e)) for s, e in data.get("pruned", ())],
+        )
+
+    def newest_end(self) -> int | None:
+        return max(self.intervals.values(), default=None)
+
+    def ending_at(self, boundary_ms: int) -> int | None:
+        """The start of the planned interval ending at ``boundary_ms``."""
+        return next((s for s, e in self.intervals.items() if e == boundary_ms), None)
+
+    def planned_ending_at(self, boundary_ms: int) -> bool:
+        return self.ending_at(boundary_ms) is not None or any(s < boundary_ms <= e for s, e in self.pruned)
+
+    def planned_starting_at(self, boundary_ms: int) -> bool:
+        return boundary_ms in self.intervals or any(s <= boundary_ms < e for s, e in self.pruned)
+
+    def add_pruned(self, start_ms: int, end_ms: int) -> None:
+        spans = sorted([*self.pruned, (start_ms, end_ms)])
+        merged: list[tuple[int, int]] = []
+        for s, e in spans:
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        self.pruned = merged
+
+
+def _edges_from(raw: dict[str, Any]) -> dict[int, dict[int, Edge]]:
+    return {int(t): {int(p): (int(e[0]), int(e[1])) for p, e in parts.items()} for t, parts in raw.items()}
+
 
 class PlanLedger:
     """The recorded plans of one DAG.
 
     :param dag_id: whose plans.
     :param store: where they are kept: Airflow Variables (default), or any mutable mapping (tests, tools).
+    :param horizon_days: plans of intervals ending more than this many days before the newest planned end are
+        deleted when a plan is saved (``None``: never).
+    :param dry_run: read the store but keep every write in memory (``airflow tasks test``).
     """
 
-    def __init__(self, dag_id: str, store: MutableMapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        dag_id: str,
+        store: MutableMapping[str, str] | None = None,
+        *,
+        horizon_days: float | None = DEFAULT_HORIZON_DAYS,
+        dry_run: bool = False,
+    ) -> None:
         self.dag_id = dag_id
         self.store = store
+        days = check_horizon(horizon_days)
+        self.horizon_ms = None if days is None else int(days * DAY_MS)
+        base: _Store = _Variables() if store is None else _Mapping(store)
+        self._store: _Store = _DryRun(base) if dry_run else base
 
     def _set(self, key: str, value: str, description: str) -> None:
-        if self.store is None:
-            _Variables().set(key, value, description)
-        else:
-            self.store[key] = value
+        self._store.set(key, value, description)
+
+    def _delete(self, key: str) -> None:
+        self._store.delete(key)
 
     def _key(self, *parts: str) -> str:
         return "/".join((PREFIX, self.dag_id, *parts))
 
     def _get(self, key: str) -> Any:
-        value = _Variables().get(key) if self.store is None else self.store.get(key)
+        value = self._store.get(key)
         return None if value is None else json.loads(value)
+
+    def _plan_key(self, start_ms: int, end_ms: int) -> str:
+        return self._key(_stamp(start_ms), _stamp(end_ms))
+
+    @property
+    def index_key(self) -> str:
+        return self._key("index")
 
     def get(self, start_ms: int, end_ms: int) -> tuple[IntervalPlan, str] | None:
         """The plan recorded for ``[start, end)`` and the run that made it (a plan recorded by logtap before
         zones existed becomes one core per partition: its offsets are reloaded unchanged)."""
-        found = self._get(self._key(_stamp(start_ms), _stamp(end_ms)))
+        found = self._get(self._plan_key(start_ms, end_ms))
         if found is None:
             return None
         data = found["plan"]
@@ -98,50 +254,115 @@ class PlanLedger:
         )
         return plan, str(found.get("run"))
 
+    def index(self) -> _Index:
+        """The index; before the first plan in this layout, built from the old layout's edges and pointers."""
+        found = self._get(self.index_key)
+        if found is not None:
+            return _Index.from_dict(found)
+        edges_key = self._key("edges")
+        raw = self._get(edges_key)
+        index = _Index(edges=_edges_from(raw or {}))
+        if raw is not None:
+            index.legacy_keys.append(edges_key)
+        for boundary in sorted(index.edges):
+            for which in ("by-start", "by-end"):
+                key = self._key(which, _stamp(boundary))
+                pointer = self._get(key)
+                if pointer is None:
+                    continue
+                start, end = (boundary, int(pointer)) if which == "by-start" else (int(pointer), boundary)
+                index.intervals[start] = end
+                index.legacy_keys += [self._key("by-start", _stamp(start)), self._key("by-end", _stamp(end))]
+        index.legacy_keys = list(dict.fromkeys(index.legacy_keys))
+        return index
+
+    def _planned(self, boundary_ms: int, which: str) -> bool:
+        found = self._get(self.index_key)
+        if found is not None:
+            index = _Index.from_dict(found)
+            if (index.planned_ending_at if which == "by-end" else index.planned_starting_at)(boundary_ms):
+                return True
+        # The old layout's pointer (a plan recorded before the index, not yet moved into it).
+        return self._get(self._key(which, _stamp(boundary_ms))) is not None
+
     def planned_ending_at(self, boundary_ms: int) -> bool:
-        """Whether the interval ending at ``boundary_ms`` has a recorded plan."""
-        return self._get(self._key("by-end", _stamp(boundary_ms))) is not None
+        """Whether the interval ending at ``boundary_ms`` has a recorded plan (or had one, deleted by the
+        horizon)."""
+        return self._planned(boundary_ms, "by-end")
 
     def planned_starting_at(self, boundary_ms: int) -> bool:
-        """Whether the interval starting at ``boundary_ms`` has a recorded plan."""
-        return self._get(self._key("by-start", _stamp(boundary_ms))) is not None
+        """Whether the interval starting at ``boundary_ms`` has a recorded plan (or had one, deleted by the
+        horizon)."""
+        return self._planned(boundary_ms, "by-start")
 
-    def _neighbour(self, boundary_ms: int, which: str) -> IntervalPlan | None:
-        pointer = self._get(self._key(which, _stamp(boundary_ms)))
-        if pointer is None:
-            return None
-        span = (int(pointer), boundary_ms) if which == "by-end" else (boundary_ms, int(pointer))
+    def _neighbour(self, index: _Index, boundary_ms: int, which: str) -> IntervalPlan | None:
+        if which == "by-end":
+            start = index.ending_at(boundary_ms)
+            span = None if start is None else (start, boundary_ms)
+        else:
+            end = index.intervals.get(boundary_ms)
+            span = None if end is None else (boundary_ms, end)
+        if span is None:
+            pointer = self._get(self._key(which, _stamp(boundary_ms)))
+            if pointer is None:
+                return None
+            span = (int(pointer), boundary_ms) if which == "by-end" else (boundary_ms, int(pointer))
         found = self.get(*span)
         return None if found is None else found[0]
 
     def edges(self) -> dict[int, dict[int, Edge]]:
         """Every recorded edge: ``{boundary ms: {partition: (x, y)}}``."""
-        raw = self._get(self._key("edges")) or {}
-        return {
-            int(t): {int(p): (int(e[0]), int(e[1])) for p, e in parts.items()} for t, parts in raw.items()
-        }
+        return self.index().edges
 
-    def save_edges(self, edges: dict[int, dict[int, Edge]]) -> None:
+    def _write_index(self, index: _Index) -> None:
         self._set(
-            self._key("edges"),
-            json.dumps(
-                {
-                    str(t): {str(p): list(e) for p, e in sorted(parts.items())}
-                    for t, parts in sorted(edges.items())
-                }
-            ),
-            f"logtap interval edges of {self.dag_id} (never edit: every interval's offsets depend on them)",
+            self.index_key,
+            index.to_json(),
+            f"logtap plan index of {self.dag_id}: planned intervals and their edges (never edit: every "
+            "interval's offsets depend on them)",
         )
+        for key in index.legacy_keys:
+            self._delete(key)
+        index.legacy_keys = []
 
     def save(self, start_ms: int, end_ms: int, plan: IntervalPlan, run: str) -> None:
-        description = f"logtap plan of {self.dag_id} for [{_stamp(start_ms)}, {_stamp(end_ms)})"
+        """Record the plan of ``[start, end)``, then delete what the horizon no longer keeps."""
+        self._save(self.index(), start_ms, end_ms, plan, run)
+
+    def _save(self, index: _Index, start_ms: int, end_ms: int, plan: IntervalPlan, run: str) -> None:
         self._set(
-            self._key(_stamp(start_ms), _stamp(end_ms)),
+            self._plan_key(start_ms, end_ms),
             json.dumps({"plan": plan.to_dict(), "run": run, "start_ms": start_ms, "end_ms": end_ms}),
-            description,
+            f"logtap plan of {self.dag_id} for [{_stamp(start_ms)}, {_stamp(end_ms)})",
         )
-        self._set(self._key("by-start", _stamp(start_ms)), json.dumps(end_ms), description)
-        self._set(self._key("by-end", _stamp(end_ms)), json.dumps(start_ms), description)
+        index.intervals[start_ms] = end_ms
+        for (
+            unit
+        ) in plan.units:  # already there when the ledger planned it; a plan saved from elsewhere adds them
+            if unit.boundary_ms is not None:
+                edges = index.edges.setdefault(unit.boundary_ms, {})
+                edges.setdefault(unit.range.partition, (unit.range.start, unit.range.end))
+        expired = self._expire(index)
+        self._write_index(index)
+        for s, e in expired:
+            self._delete(self._plan_key(s, e))
+
+    def _expire(self, index: _Index) -> list[tuple[int, int]]:
+        """Move the intervals beyond the horizon into the pruned spans, drop the edges nothing needs; returns
+        the intervals whose plan variables are to be deleted."""
+        newest = index.newest_end()
+        if self.horizon_ms is None or newest is None:
+            return []
+        cutoff = newest - self.horizon_ms
+        expired = sorted((s, e) for s, e in index.intervals.items() if e < cutoff)
+        for s, e in expired:
+            del index.intervals[s]
+            index.add_pruned(s, e)
+        # A span far behind the horizon can no longer touch an interval that may be planned.
+        index.pruned = [(s, e) for s, e in index.pruned if e >= cutoff - self.horizon_ms]
+        needed = {t for span in (*index.intervals.items(), *index.pruned) for t in span}
+        index.edges = {t: e for t, e in index.edges.items() if t >= cutoff or t in needed}
+        return expired
 
     def get_run(self, run_id: str) -> Plan | None:
         """The plan a run recorded (a replay cleared after its XCom was cleared re-reads the same offsets)."""
@@ -197,8 +418,10 @@ class PlanLedger:
         recorded = self.get(start_ms, end_ms)
         if recorded is not None:
             return recorded
+        index = self.index()
+        self._check_not_expired(index, start_ms, end_ms)
         states = observe()
-        edges = self.edges()
+        edges = index.edges
         inside = sorted(t for t in edges if start_ms < t < end_ms)
         if inside:
             raise ConfigurationError(
@@ -216,8 +439,8 @@ class PlanLedger:
             if not missing:
                 continue
             if boundary not in edges:
-                self._check_outside_planned(edges, boundary)
-            adopted = self._legacy_edges(boundary)
+                self._check_outside_planned(index, boundary)
+            adopted = self._legacy_edges(index, boundary)
             new = {p: e for p, e in adopted.items() if p not in known}
             rest = [s for s in missing if s.partition not in new]
             if rest:
@@ -234,8 +457,8 @@ class PlanLedger:
                 )
             edges[boundary] = {**known, **new}
             changed = True
-        if changed:
-            self.save_edges(edges)
+        if changed:  # before the plan: an edge is recorded once, even if planning fails (data loss) below
+            self._write_index(index)
         plan = plan_units(
             topic=topic,
             start_ms=start_ms,
@@ -247,28 +470,43 @@ class PlanLedger:
             max_disorder_ms=max_disorder_ms,
             planned_at_ms=int(time.time() * 1000),
         )
-        self.save(start_ms, end_ms, plan, run)
+        self._save(index, start_ms, end_ms, plan, run)
         return plan, None
 
-    def _check_outside_planned(self, edges: dict[int, dict[int, Edge]], boundary: int) -> None:
-        """A new boundary must not fall inside a planned interval (a changed schedule)."""
-        before = [t for t in edges if t < boundary]
-        after = [t for t in edges if t > boundary]
-        if not before or not after:
-            return
-        pointer = self._get(self._key("by-start", _stamp(max(before))))
-        if pointer is not None and int(pointer) >= min(after):
+    def _check_not_expired(self, index: _Index, start_ms: int, end_ms: int) -> None:
+        """An interval whose plan the horizon deleted, or older than the horizon, is not planned (again)."""
+        where = f"[{_stamp(start_ms)}, {_stamp(end_ms)})"
+        for s, e in index.pruned:
+            if start_ms < e and s < end_ms:
+                raise ConfigurationError(
+                    f"the plan of {where} was deleted by the ledger's horizon (the plans of [{_stamp(s)}, "
+                    f"{_stamp(e)}) are gone, and the edges of their boundaries): planning it again could split "
+                    "offsets its neighbours already wrote. Reload such data with the logtap_replay DAG (a "
+                    "partition rebuild or a range into a new target), or keep plans longer (ledger_horizon_days)."
+                )
+        newest = index.newest_end()
+        if self.horizon_ms is not None and newest is not None and end_ms < newest - self.horizon_ms:
             raise ConfigurationError(
-                f"the interval boundary {_stamp(boundary)} lies inside the planned interval "
-                f"[{_stamp(max(before))}, {_stamp(int(pointer))}): the schedule changed since intervals were "
-                "loaded. Keep the schedule of a tap in interval mode (or give the new schedule a new tap name)."
+                f"the interval {where} ends more than the ledger's horizon ({self.horizon_ms / DAY_MS:g} days) "
+                f"before the newest planned interval (ending {_stamp(newest)}): its plan would not be kept. "
+                "Load it with the logtap_replay DAG, or keep plans longer (ledger_horizon_days)."
             )
 
-    def _legacy_edges(self, boundary: int) -> dict[int, Edge]:
+    def _check_outside_planned(self, index: _Index, boundary: int) -> None:
+        """A new boundary must not fall inside a planned interval (a changed schedule)."""
+        for s, e in sorted([*index.intervals.items(), *index.pruned]):
+            if s < boundary < e:
+                raise ConfigurationError(
+                    f"the interval boundary {_stamp(boundary)} lies inside the planned interval "
+                    f"[{_stamp(s)}, {_stamp(e)}): the schedule changed since intervals were loaded. Keep the "
+                    "schedule of a tap in interval mode (or give the new schedule a new tap name)."
+                )
+
+    def _legacy_edges(self, index: _Index, boundary: int) -> dict[int, Edge]:
         """Zero-width edges where a plan recorded before zones existed ends or starts at ``boundary``."""
         out: dict[int, Edge] = {}
         for which in ("by-end", "by-start"):
-            plan = self._neighbour(boundary, which)
+            plan = self._neighbour(index, boundary, which)
             if plan is None or plan.max_disorder_ms or any(u.kind != CORE for u in plan.units):
                 continue
             for u in plan.units:

@@ -25,7 +25,7 @@ from airflow_provider_logtap.core.ranges import (
 from airflow_provider_logtap.errors import ConfigurationError, one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.kafka.reader import read_range
-from airflow_provider_logtap.ledger import PlanLedger
+from airflow_provider_logtap.ledger import DEFAULT_HORIZON_DAYS, PlanLedger, check_horizon
 from airflow_provider_logtap.operators._templating import check_unless_templated
 
 PLAN_XCOM_KEY = "plan"
@@ -175,7 +175,9 @@ class KafkaPlanIntervalOperator(BaseOperator):
     The zones' edges are computed once per boundary and recorded in the plan ledger (Airflow Variables, see
     :mod:`airflow_provider_logtap.ledger`), as is the interval's plan, before anything is written. A run of an
     interval that already has a recorded plan (a clear, a second backfill) reuses it unchanged, so it rewrites
-    exactly the same offsets. No consumer group's offsets are read or moved.
+    exactly the same offsets. No consumer group's offsets are read or moved. Under ``airflow tasks test`` a
+    recorded plan is reused, and a new one is computed and logged but not recorded (``airflow dags test``, a
+    whole DAG run, records it).
 
     Returns one load spec per unit (``.expand(offset_range=...)`` of a load operator): the unit's range with
     ``unit``, ``boundary_ms``, ``interval`` and ``ledger``, which the load uses to select the unit's records.
@@ -188,6 +190,9 @@ class KafkaPlanIntervalOperator(BaseOperator):
     :param max_disorder: how far (``timedelta`` or seconds, default 300) a record's Kafka timestamp may be from
         its neighbours' and still be placed by its own time; at most half the interval. Used only for edges
         not yet recorded.
+    :param ledger_horizon_days: the plans of intervals that end more than this many days (default 90) before
+        the newest planned interval's end are deleted from the ledger when a plan is saved (``None``: keep
+        every plan). Such intervals are no longer planned again (reload them with the logtap_replay DAG).
     :param kafka_config_id: the Kafka connection id.
     """
 
@@ -203,11 +208,13 @@ class KafkaPlanIntervalOperator(BaseOperator):
         ledger: str | None = None,
         on_data_loss: str = "fail",
         max_disorder: timedelta | float = DEFAULT_MAX_DISORDER_SECONDS,
+        ledger_horizon_days: float | None = DEFAULT_HORIZON_DAYS,
         kafka_config_id: str = "kafka_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.topic = topic
+        self.ledger_horizon_days = check_horizon(ledger_horizon_days)
         self.interval_start = interval_start
         self.interval_end = interval_end
         self.ledger = ledger
@@ -236,9 +243,11 @@ class KafkaPlanIntervalOperator(BaseOperator):
             )
         disorder_ms = check_disorder(self._disorder_ms(), end_ms - start_ms)
         ledger = self.ledger or context["ti"].dag_id
+        testing = in_task_test(context)
         hook = KafkaRangeHook(kafka_config_id=self.kafka_config_id)
         with hook.consumer(None) as consumer:
-            plan, recorded_by = PlanLedger(ledger).plan_interval(
+            book = PlanLedger(ledger, horizon_days=self.ledger_horizon_days, dry_run=testing)
+            plan, recorded_by = book.plan_interval(
                 topic=self.topic,
                 start_ms=start_ms,
                 end_ms=end_ms,
@@ -255,6 +264,13 @@ class KafkaPlanIntervalOperator(BaseOperator):
         if recorded_by is not None:
             self.log.info(
                 "reusing the plan %s recorded for this interval: the same offsets again", recorded_by
+            )
+        elif testing:
+            self.log.warning(
+                "airflow tasks test: this plan (and any new edge) is NOT recorded in the ledger %s: a plan "
+                "recorded now would fix the interval's offsets for the real run. %s.",
+                ledger,
+                try_for_real(context["ti"].dag_id),
             )
         for unit in plan.units:
             where = "core" if unit.boundary_ms is None else f"zone of {unit.boundary_ms} ms"
