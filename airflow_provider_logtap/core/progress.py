@@ -7,6 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from airflow_provider_logtap.core.ranges import OffsetRange
+from airflow_provider_logtap.errors import ConfigurationError
+
+# The first progress line of a read comes with the first batch at least this many seconds into it (or at the
+# interval, if shorter), so that a short read shows how it goes too; then one every ``interval``.
+FIRST_LINE_AFTER = 1.0
 
 
 def human_bytes(n: float) -> str:
@@ -19,10 +24,13 @@ def human_bytes(n: float) -> str:
 
 @dataclass
 class Progress:
-    """Counts what a read of ``rng`` has delivered; :meth:`update` returns a line when one is due."""
+    """Counts what a read of ``rng`` has delivered; :meth:`update` returns a line when one is due: with the
+    first update at least ``first_after`` seconds after the start (at most ``interval``), then with the first
+    update ``interval`` seconds after the last line."""
 
     rng: OffsetRange
     interval: float = 15.0
+    first_after: float = FIRST_LINE_AFTER
     clock: Callable[[], float] = time.monotonic
     records: int = 0
     nbytes: int = 0
@@ -32,7 +40,9 @@ class Progress:
 
     def __post_init__(self) -> None:
         self.started = self.clock()
-        self._next_report = self.started + self.interval
+        if self.interval <= 0:
+            raise ConfigurationError(f"progress_seconds must be > 0. Got {self.interval!r}")
+        self._next_report = self.started + min(self.first_after, self.interval)
         self.position = self.rng.start
 
     def update(self, records: int, nbytes: int, position: int) -> str | None:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # Records per consume call: small enough that a call rarely waits for its batch to fill, large enough to amortise
 # the call (bench/s3_archive.py).
 DEFAULT_BATCH_SIZE = 2000
+# Seconds between progress lines of a read (the first one comes early, see core.progress.Progress).
+PROGRESS_SECONDS = 15.0
 
 _RETENTION_ERRORS = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET}
 
@@ -50,9 +52,8 @@ def read_range(
     poll_timeout: float = 0.2,
     stall_timeout: float = 120.0,
     on_data_loss: str = "fail",
-    progress_interval: float = 15.0,
+    progress_seconds: float = PROGRESS_SECONDS,
     report: Callable[[str], None] = log.info,
-    watermarks: Callable[[OffsetRange], tuple[int, int]] | None = None,
 ) -> Iterator[RecordBatch]:
     """Yield the records of ``rng`` in offset order, in batches of at most ``batch_size``.
 
@@ -61,13 +62,16 @@ def read_range(
     end of the log. When retention deletes offsets the range still needs, raises :class:`DataLossError` or,
     under ``on_data_loss='log_start'``, skips to the new log start and reports the lost range on the next
     batch. ``consumer`` must be configured by :func:`airflow_provider_logtap.kafka.client.reader_config`.
+
+    Progress goes to ``report``: a line every ``progress_seconds``, the first with the first batch at least
+    :data:`~airflow_provider_logtap.core.progress.FIRST_LINE_AFTER` (1 s) into the read, and a final line.
     """
     one_of("on_data_loss", on_data_loss, ("fail", "log_start"))
     if rng.empty:
         return
     topic, partition, end = rng.topic, rng.partition, rng.end
     consumer.assign([TopicPartition(topic, partition, rng.start)])
-    progress = Progress(rng=rng, interval=progress_interval)
+    progress = Progress(rng=rng, interval=progress_seconds)
     position = rng.start  # the next offset still needed
     lost: OffsetRange | None = None
     last_delivery = time.monotonic()
@@ -94,7 +98,7 @@ def read_range(
                             # At the end of the log: the offsets up to it hold no further record.
                             reached_end = reached_end or event.offset() >= end
                         elif code in _RETENTION_ERRORS:
-                            gone = _lost_range(consumer, rng, position, err, on_data_loss, watermarks)
+                            gone = _lost_range(consumer, rng, position, err, on_data_loss)
                             report(
                                 f"{rng}: offsets {gone.start}-{gone.end - 1} LOST to retention while reading"
                             )
@@ -135,10 +139,9 @@ def _lost_range(
     position: int,
     err: Any,
     on_data_loss: str,
-    watermarks: Callable[[OffsetRange], tuple[int, int]] | None,
 ) -> OffsetRange:
     """The offsets retention deleted under the reader, or :class:`DataLossError` under ``fail``."""
-    log_start = _log_start(consumer, rng, watermarks)
+    log_start = _log_start(consumer, rng)
     if log_start <= position:
         raise LogtapError(f"{rng}: offset {position} out of range ({err})")
     if on_data_loss == "fail":
@@ -159,11 +162,7 @@ _LOSS_HINT = (
 )
 
 
-def _log_start(
-    consumer: Any, rng: OffsetRange, watermarks: Callable[[OffsetRange], tuple[int, int]] | None
-) -> int:
-    if watermarks is not None:
-        return watermarks(rng)[0]
+def _log_start(consumer: Any, rng: OffsetRange) -> int:
     low, _high = consumer.get_watermark_offsets(
         TopicPartition(rng.topic, rng.partition), timeout=30, cached=False
     )
