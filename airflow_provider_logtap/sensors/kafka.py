@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+# Not in compat yet (the common.compat provider maps it between Airflow 2.x and 3.x).
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
 from airflow_provider_logtap.compat import (
     AirflowException,
     AirflowFailException,
@@ -29,6 +32,10 @@ from airflow_provider_logtap.triggers.kafka import KafkaConditionTrigger
 
 def _seconds(value: timedelta | float | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+# Airflow's defer timeout stays as a backstop this long after the trigger's own deadline.
+DEFER_TIMEOUT_MARGIN = 60.0
 
 
 class _KafkaConditionSensor(BaseSensorOperator):
@@ -67,15 +74,32 @@ class _KafkaConditionSensor(BaseSensorOperator):
             return super().execute(context)
         if self.poke(context):
             return None
+        timeout = _seconds(self.timeout)
+        end_at = time.time() + timeout if timeout else None
         self.defer(
-            trigger=KafkaConditionTrigger(self.condition, self.params_for(context), self.poll_interval),
+            trigger=KafkaConditionTrigger(
+                self.condition, self.params_for(context), self.poll_interval, end_at=end_at
+            ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout) if self.timeout else None,
+            # The trigger ends itself at end_at; Airflow's timeout only if that failed (a stuck triggerer).
+            timeout=(
+                timedelta(seconds=timeout + max(DEFER_TIMEOUT_MARGIN, self.poll_interval))
+                if timeout
+                else None
+            ),
         )
         return None
 
     @fail_without_retry
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        if event and event.get("status") == "timeout":
+            # An idle wait is an ordinary outcome: the sensor's timeout (a skip under soft_fail), said at INFO.
+            waited = _seconds(self.timeout) or 0
+            message = (
+                f"{self.condition}: not met within the sensor's timeout ({waited:.0f}s): {event['reason']}"
+            )
+            self.log.info(message)
+            raise AirflowSensorTimeout(message)
         if not event or event.get("status") != "success":
             raise AirflowException(f"{self.condition} trigger ended without success: {event}")
         self.log.info("%s: %s %s", self.condition, event["reason"], event["details"])

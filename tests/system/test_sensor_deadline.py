@@ -1,0 +1,61 @@
+"""``airflow dags test`` of a DAG whose deferrable backlog sensor sees no backlog: it ends, skipped, soon after
+its timeout. Airflow's inline trigger runner ignores the defer timeout, so before the trigger had a deadline of
+its own such a run never ended."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from airflow_env import make_airflow_env
+from kafka_helpers import create_topic
+
+DAG_FILE = """
+from datetime import datetime, timezone
+
+from airflow_provider_logtap.compat import DAG
+from airflow_provider_logtap.sensors.kafka import KafkaBacklogSensor
+
+with DAG("logtap_idle_sensor", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=timezone.utc), catchup=False):
+    KafkaBacklogSensor(
+        task_id="wait_for_backlog",
+        topic={topic!r},
+        group_id="logtap-idle",
+        min_records=1,
+        deferrable=True,
+        poll_interval=2,
+        timeout=10,
+        soft_fail=True,
+    )
+"""
+
+
+def test_dags_test_of_an_idle_deferrable_sensor_ends_skipped_after_its_timeout(
+    tmp_path: Path, kafka_bootstrap: str, topic_name: str
+) -> None:
+    create_topic(kafka_bootstrap, topic_name)
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "idle_sensor.py").write_text(DAG_FILE.format(topic=topic_name))
+    airflow = make_airflow_env(
+        tmp_path / "home",
+        kafka_bootstrap=kafka_bootstrap,
+        s3_endpoint="http://127.0.0.1:9",  # unused: the DAG only talks to Kafka
+        taps_file=tmp_path / "taps.yaml",
+        dags_folder=dags,
+    )
+    began = time.monotonic()
+    run = airflow.run("dags", "test", "logtap_idle_sensor", timeout=240)  # hung forever before
+    took = time.monotonic() - began
+    assert took < 180, took
+    output = run.stdout + run.stderr
+    assert "not met within the sensor's timeout (10s)" in output
+    assert "Trigger cancelled due to timeout" not in output
+    [dag_run] = json.loads(airflow.run("dags", "list-runs", "logtap_idle_sensor", "-o", "json").stdout)
+    states = json.loads(
+        airflow.run(
+            "tasks", "states-for-dag-run", "logtap_idle_sensor", dag_run["run_id"], "-o", "json"
+        ).stdout
+    )
+    assert [(s["task_id"], s["state"]) for s in states] == [("wait_for_backlog", "skipped")]
