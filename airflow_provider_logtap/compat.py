@@ -28,7 +28,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # the same place in Airflow 2.x and 3.x
 
-from airflow_provider_logtap.errors import NotRetryable
+from airflow_provider_logtap.errors import ConfigurationError, NotRetryable
 
 try:  # Airflow 3: the Task SDK's timetables
     from airflow.sdk import CronDataIntervalTimetable
@@ -52,8 +52,11 @@ __all__ = [
     "TriggerEvent",
     "TriggerRule",
     "Variable",
+    "airflow_setting",
+    "check_schedule",
     "emit_asset_events",
     "fail_without_retry",
+    "import_string",
     "in_task_test",
     "kafka_client_config",
     "run_identity",
@@ -138,3 +141,33 @@ def fail_without_retry(method: F) -> F:
             ) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_schedule(schedule: str) -> str:
+    """Airflow's own verdict on a cron expression or preset (what its timetable's ``validate`` says when the
+    DAG is serialized), at tap validation instead of at DAG-file processing, where one bad schedule hides
+    every DAG of the file."""
+    if schedule in ("@once", "@continuous"):
+        return schedule
+    try:
+        CronDataIntervalTimetable(schedule, timezone="UTC").validate()
+    except Exception as exc:
+        raise ConfigurationError(f"is not a schedule Airflow accepts: {exc}") from None
+    return schedule
+
+
+def airflow_setting(section: str, key: str) -> str | None:
+    """A value of Airflow's configuration (``airflow.cfg`` / ``AIRFLOW__SECTION__KEY``), or ``None``; never the
+    metadata database."""
+    from airflow.configuration import conf
+
+    value = conf.get(section, key, fallback=None)
+    return str(value) if value else None
+
+
+def import_string(dotted_path: str) -> Any:
+    """The object a dotted path names (``package.module.Name``)."""
+    import importlib
+
+    module, _, name = dotted_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)

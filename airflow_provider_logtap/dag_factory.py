@@ -3,39 +3,31 @@
 from __future__ import annotations
 
 import os
-from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_logtap.compat import DAG, Asset, CronDataIntervalTimetable, Param, Variable
+from airflow_provider_logtap.compat import (
+    DAG,
+    Asset,
+    CronDataIntervalTimetable,
+    Param,
+    airflow_setting,
+    import_string,
+)
+from airflow_provider_logtap.models import param_schema
 from airflow_provider_logtap.operators.commit import KafkaCommitRangesOperator
-from airflow_provider_logtap.operators.hdfs import KafkaToHdfsEventTimeOperator, KafkaToHdfsRawOperator
 from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
 from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator, KafkaPlanRangesOperator
 from airflow_provider_logtap.operators.replay import KafkaReplayFinishOperator, KafkaReplayPlanOperator
-from airflow_provider_logtap.operators.s3 import KafkaToS3ArchiveOperator
-from airflow_provider_logtap.operators.search import KafkaToSearchOperator
 from airflow_provider_logtap.operators.target import KafkaToTargetOperator
-from airflow_provider_logtap.replay import DEFAULTS as REPLAY_DEFAULTS
-from airflow_provider_logtap.replay import FROM_KINDS, TO_KINDS
+from airflow_provider_logtap.replay import ReplayForm
 from airflow_provider_logtap.sensors.kafka import (
     KafkaBacklogSensor,
     KafkaIntervalCompleteSensor,
     KafkaRetentionRiskCheckOperator,
 )
-from airflow_provider_logtap.taps import (
-    DEFAULT_START,
-    TAPS_FILE_ENV,
-    HdfsEventTimeTarget,
-    HdfsRawTarget,
-    S3ArchiveTarget,
-    SearchTarget,
-    Tap,
-)
-from airflow_provider_logtap.targets import REPLAY_NAME
-
-TAPS_FILE_VARIABLE = "logtap_taps_file"
+from airflow_provider_logtap.taps import DEFAULT_START, TAPS_FILE_ENV, Tap
 
 PARTITION_LABEL = (
     "partition {{ task.offset_range['partition'] }} "
@@ -43,26 +35,19 @@ PARTITION_LABEL = (
 )
 
 
-LOAD_OPERATORS: dict[type, type[KafkaRangeLoadOperator]] = {
-    S3ArchiveTarget: KafkaToS3ArchiveOperator,
-    HdfsRawTarget: KafkaToHdfsRawOperator,
-    HdfsEventTimeTarget: KafkaToHdfsEventTimeOperator,
-    SearchTarget: KafkaToSearchOperator,
-}
-
-
 def _load_operator(tap: Tap, **extra: Any) -> Any:
     """The load operator of a tap's target, partially applied (``.expand(offset_range=...)`` follows): its
     parameters are the target's settings, by name (and ``extra``)."""
     target = tap.target
-    return LOAD_OPERATORS[type(target)].partial(
+    operator: type[KafkaRangeLoadOperator] = import_string(target.operator)
+    return operator.partial(
         task_id="load",
         group_id=tap.group if tap.mode == "group" else None,
         on_data_loss=tap.on_data_loss,
         kafka_config_id=tap.kafka_conn_id,
         map_index_template=PARTITION_LABEL,
         outlets=[Asset(uri=f"{target.asset_uri}/{tap.topic}", name=f"logtap_{tap.name}")],
-        **{f.name: getattr(target, f.name) for f in fields(target)},
+        **target.settings(),
         **extra,
     )
 
@@ -73,24 +58,45 @@ def _sensor_mode(tap: Tap) -> dict[str, Any]:
     return {"deferrable": False, "mode": tap.sensor_mode}
 
 
+def _tap_dag(
+    tap: Tap, *, description: str, schedule: Any, catchup: bool, tags: list[str], doc_md: str
+) -> DAG:
+    """The DAG of a tap, whatever its mode: the settings every tap DAG shares, in one place."""
+    return DAG(
+        dag_id=tap.dag_id,
+        description=f"logtap: {tap.topic} -> {tap.target.type} {description}",
+        schedule=schedule,
+        start_date=tap.start_date,
+        catchup=catchup,
+        max_active_runs=1,
+        tags=["logtap", tap.target.type, *tags, *tap.tags],
+        default_args={"retries": tap.retries, "retry_delay": timedelta(seconds=tap.retry_delay_seconds)},
+        doc_md=doc_md,
+    )
+
+
 def incremental_dag(tap: Tap) -> DAG:
-    """The scheduled load of one tap, from its group's committed offsets to the high-water mark at plan time."""
+    """The scheduled load of one tap, from its group's committed offsets to the high-water mark at plan time.
+
+    ``wait_for_backlog`` >> [``retention_risk``, ``plan`` >> ``load`` >> ``commit``]: the retention check runs
+    beside the load, never gating it (loading is what lowers the risk), only when there is a backlog, and
+    warns (or, with ``retention_fail``, fails the run for alerting) while the load goes on."""
     end: Any = (
         "high_watermark" if tap.max_records_per_run is None else {"max_records": tap.max_records_per_run}
     )
-    with DAG(
-        dag_id=tap.dag_id,
-        description=f"logtap: {tap.topic} -> {tap.target.type} (group {tap.group})",
+    with _tap_dag(
+        tap,
+        description=f"(group {tap.group})",
         schedule=tap.schedule,
-        start_date=tap.start_date,
         catchup=False,
-        max_active_runs=1,
-        tags=["logtap", tap.target.type, *tap.tags],
-        default_args={"retries": tap.retries, "retry_delay": timedelta(seconds=tap.retry_delay_seconds)},
+        tags=[],
         doc_md=(
             f"Incremental load of topic `{tap.topic}` into `{tap.target.type}` by consumer group "
-            f"`{tap.group}`: **plan** the ranges `[committed, high watermark)`, **load** one mapped task per "
-            "partition, **commit** the group's offsets only after every load succeeded."
+            f"`{tap.group}`: **wait** for a backlog, **plan** the ranges `[committed, high watermark)`, **load** "
+            "one mapped task per partition, **commit** the group's offsets only after every load succeeded. "
+            "**retention_risk** runs beside the load once there is a backlog: it warns when the oldest unloaded "
+            "record nears deletion by retention (failing the run for alerting with `retention_fail`), and never "
+            "holds the load back, since loading is what lowers the risk."
         ),
     ) as dag:
         wait = KafkaBacklogSensor(
@@ -104,7 +110,7 @@ def incremental_dag(tap: Tap) -> DAG:
             timeout=tap.wait_timeout_seconds,
             soft_fail=True,  # nothing new to load within the timeout: this run is skipped, not failed
         )
-        KafkaRetentionRiskCheckOperator(
+        retention = KafkaRetentionRiskCheckOperator(
             task_id="retention_risk",
             topic=tap.topic,
             group_id=tap.group,
@@ -123,7 +129,7 @@ def incremental_dag(tap: Tap) -> DAG:
             on_data_loss=tap.on_data_loss,
             kafka_config_id=tap.kafka_conn_id,
         )
-        wait >> plan
+        wait >> [retention, plan]
         load = _load_operator(tap).expand(offset_range=plan.output)
         KafkaCommitRangesOperator(
             task_id="commit",
@@ -140,15 +146,12 @@ def interval_dag(tap: Tap) -> DAG:
     it, up to ``max_disorder_seconds`` out of order; see :mod:`airflow_provider_logtap.core.intervals`), and
     reports the out-of-place ones; ``airflow backfill create`` loads past intervals."""
     assert tap.schedule is not None
-    with DAG(
-        dag_id=tap.dag_id,
-        description=f"logtap: {tap.topic} -> {tap.target.type} by data interval",
+    with _tap_dag(
+        tap,
+        description="by data interval",
         schedule=CronDataIntervalTimetable(tap.schedule, timezone="UTC"),
-        start_date=tap.start_date,
         catchup=tap.catchup,
-        max_active_runs=1,
-        tags=["logtap", tap.target.type, "interval", *tap.tags],
-        default_args={"retries": tap.retries, "retry_delay": timedelta(seconds=tap.retry_delay_seconds)},
+        tags=["interval"],
         doc_md=(
             f"Load of topic `{tap.topic}` into `{tap.target.type}` by data interval: **plan** maps the run's "
             "`[data_interval_start, data_interval_end)` to offsets by a robust clock of the Kafka timestamps "
@@ -192,111 +195,31 @@ def dags_from_taps(taps: list[Tap]) -> dict[str, DAG]:
 
 
 def taps_file(default: str | Path) -> Path:
-    """The taps file: ``$LOGTAP_TAPS_FILE``, else the Airflow Variable ``logtap_taps_file``, else ``default``."""
+    """The taps file: ``$LOGTAP_TAPS_FILE``, else Airflow's configuration ``[logtap] taps_file``
+    (``AIRFLOW__LOGTAP__TAPS_FILE``), else ``default``. Read at every DAG-file parse, so it never asks the
+    metadata database."""
     if env := os.environ.get(TAPS_FILE_ENV):
         return Path(env)
-    try:
-        value = Variable.get(TAPS_FILE_VARIABLE, default=None)
-    except Exception:  # no metadata database or API to ask (e.g. a plain import): the default
-        value = None
-    return Path(value or default)
+    return Path(airflow_setting("logtap", "taps_file") or default)
 
 
 REPLAY_DAG_ID = "logtap_replay"
 
 
 def replay_params(taps: list[Tap]) -> dict[str, Param]:
-    """The replay form: a typed JSON schema per field, with enums, formats, descriptions and examples."""
+    """The replay form: one ``Param`` per field of :class:`~airflow_provider_logtap.replay.ReplayForm`, its
+    JSON schema (types, enums, patterns, titles, descriptions, examples) and default derived from the model;
+    the taps' names are the ``tap`` field's choices."""
     names = [t.name for t in taps] or ["(no taps)"]
-    offsets_help = 'Offsets per partition, e.g. {"0": 1200, "1": 980}; only these partitions are replayed.'
-    return {
-        "tap": Param(
-            names[0],
-            type="string",
-            enum=names,
-            title="Tap",
-            description="The tap whose topic and kind of target to replay.",
-        ),
-        "from": Param(
-            REPLAY_DEFAULTS["from"],
-            type="string",
-            enum=list(FROM_KINDS),
-            title="From",
-            description="Where each partition's range starts.",
-        ),
-        "from_offsets": Param(None, type=["null", "object"], title="From offsets", description=offsets_help),
-        "from_timestamp": Param(
-            None,
-            type=["null", "string"],
-            format="date-time",
-            title="From time",
-            description="The first record at or after this Kafka timestamp (UTC).",
-            examples=["2026-11-01T00:00:00Z"],
-        ),
-        "to": Param(
-            REPLAY_DEFAULTS["to"],
-            type="string",
-            enum=list(TO_KINDS),
-            title="To",
-            description="Where ranges end (exclusive): the high watermark now, offsets, a time, or the "
-            "live tap's committed offsets (required to overwrite partitions).",
-        ),
-        "to_offsets": Param(None, type=["null", "object"], title="To offsets", description=offsets_help),
-        "to_timestamp": Param(
-            None,
-            type=["null", "string"],
-            format="date-time",
-            title="To time",
-            description="Before the first record at or after this Kafka timestamp (UTC).",
-            examples=["2026-11-02T00:00:00Z"],
-        ),
-        "target_name": Param(
-            REPLAY_DEFAULTS["target_name"],
-            type=["null", "string"],
-            pattern=REPLAY_NAME.pattern,
-            title="New target name",
-            description="The replay writes beside the live target: S3 <prefix>/replays/<name>, "
-            "HDFS <base_path>/_replays/<name>, indices <index_prefix>.replay-<name>-*. Letters, digits, '_' "
-            "and '-'; empty: named after the run id. A name already holding another range is refused.",
-            examples=["regex-fix-2026-11-25"],
-        ),
-        "overwrite_partitions": Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": r"^[A-Za-z0-9_=.+-]+(/[A-Za-z0-9_=.+-]+)*$"},
-            title="Overwrite event-time partitions",
-            description="Instead of a new target: rebuild these partitions of an "
-            "event-time target in place and swap them in atomically, e.g. "
-            "dt=2015-10-28 or dt=2015-10-28/hour=14. Needs to='committed'.",
-            examples=[["dt=2015-10-28"]],
-        ),
-        "timestamp_regex": Param(
-            None,
-            type=["null", "string"],
-            title="Timestamp regex",
-            description="Event-time targets: a corrected regex (one group: the timestamp).",
-        ),
-        "date_format": Param(
-            None,
-            type=["null", "string"],
-            title="Date format",
-            description="Event-time targets: apache, iso8601, epoch_s, epoch_ms or a strptime format.",
-            examples=["iso8601", "%Y-%m-%d %H:%M:%S"],
-        ),
-        "topic": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^[A-Za-z0-9._-]{1,249}$",
-            title="Topic",
-            description="Another topic to replay into the tap's kind of target (default: the tap's).",
-        ),
-        "dry_run": Param(
-            REPLAY_DEFAULTS["dry_run"],
-            type="boolean",
-            title="Dry run",
-            description="Only plan and count records and bytes per partition; write nothing. Untick to write.",
-        ),
-    }
+    params: dict[str, Param] = {}
+    for name, info in ReplayForm.model_fields.items():
+        key = info.alias or name
+        schema = param_schema(ReplayForm, key)
+        default = ReplayForm.default_of(name)
+        if name == "tap":
+            schema["enum"], default = names, names[0]
+        params[key] = Param(default, **schema)
+    return params
 
 
 def replay_dag(taps: list[Tap]) -> DAG:

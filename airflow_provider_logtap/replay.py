@@ -11,21 +11,114 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from airflow_provider_logtap.core.eventtime import TimeFormat
-from airflow_provider_logtap.core.partitions import PartitionTemplate
-from airflow_provider_logtap.core.ranges import EndSpec, StartSpec, _check_topic, parse_timestamp_ms
+from pydantic import ConfigDict, Field
+
+from airflow_provider_logtap.core.partitions import PARTITION_PATH, PartitionTemplate
+from airflow_provider_logtap.core.ranges import TOPIC_RE, EndSpec, StartSpec, check_topic, parse_timestamp_ms
 from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.models import Settings, build, checked, setting
 from airflow_provider_logtap.sinks.hdfs import check_partition_prefix
-from airflow_provider_logtap.taps import HdfsEventTimeTarget, Tap, Target
-from airflow_provider_logtap.targets import relocated
+from airflow_provider_logtap.taps import Tap
+from airflow_provider_logtap.targets import REPLAY_NAME, HdfsEventTimeTarget, Target, relocated
 
-FROM_KINDS = ("earliest", "offsets", "timestamp")
-TO_KINDS = ("latest", "offsets", "timestamp", "committed")
-#: The form's defaults (the DAG's ``Param`` s derive from these): a replay only writes once asked to.
-DEFAULTS: Mapping[str, Any] = {"from": "earliest", "to": "latest", "dry_run": True, "target_name": None}
+FromKind = Literal["earliest", "offsets", "timestamp"]
+ToKind = Literal["latest", "offsets", "timestamp", "committed"]
+FROM_KINDS: tuple[str, ...] = get_args(FromKind)
+TO_KINDS: tuple[str, ...] = get_args(ToKind)
+_OFFSETS_HELP = 'Offsets per partition, e.g. {"0": 1200, "1": 980}; only these partitions are replayed.'
+
+
+def _target_name(name: str) -> str:
+    if not REPLAY_NAME.match(name):
+        raise ConfigurationError(
+            f"must be 1-64 letters, digits, '_' or '-' (starting with a letter or digit). Got {name!r}"
+        )
+    return name
+
+
+def _event_time(name: str) -> str:
+    """The description of an event-time target's setting, for the form field that overrides it."""
+    return f"Event-time targets: {HdfsEventTimeTarget.model_fields[name].description}"
+
+
+class ReplayForm(Settings):
+    """The replay DAG's form (Trigger DAG w/ config): the single definition of its fields, from which the
+    form's ``Param`` s derive (:func:`airflow_provider_logtap.dag_factory.replay_params`) and by which a run's
+    params are validated (:func:`parse_request`)."""
+
+    kind_label: ClassVar[str] = "replay form"
+    anchor: ClassVar[str] = "replay-form"
+    model_config = ConfigDict(populate_by_name=True)
+
+    tap: str = setting(description="The tap whose topic and kind of target to replay.", title="Tap")
+    from_: FromKind = setting(
+        "earliest", alias="from", title="From", description="Where each partition's range starts."
+    )
+    from_offsets: dict[str, int] | None = setting(None, title="From offsets", description=_OFFSETS_HELP)
+    from_timestamp: str | None = setting(
+        None,
+        title="From time",
+        description="The first record at or after this Kafka timestamp (UTC).",
+        example="2026-11-01T00:00:00Z",
+        json_schema_extra={"format": "date-time"},
+    )
+    to: ToKind = setting(
+        "latest",
+        title="To",
+        description="Where ranges end (exclusive): the high watermark now, offsets, a time, or the live tap's "
+        "committed offsets (required to overwrite partitions).",
+    )
+    to_offsets: dict[str, int] | None = setting(None, title="To offsets", description=_OFFSETS_HELP)
+    to_timestamp: str | None = setting(
+        None,
+        title="To time",
+        description="Before the first record at or after this Kafka timestamp (UTC).",
+        example="2026-11-02T00:00:00Z",
+        json_schema_extra={"format": "date-time"},
+    )
+    target_name: Annotated[str, checked(_target_name)] | None = setting(
+        None,
+        title="New target name",
+        description="The replay writes beside the live target: S3 <prefix>/replays/<name>, HDFS "
+        "<base_path>/_replays/<name>, indices <index_prefix>.replay-<name>-*. Letters, digits, '_' and '-'; "
+        "empty: named after the run id. A name already holding another range is refused.",
+        example="regex-fix-2026-11-25",
+        json_schema_extra={"pattern": REPLAY_NAME.pattern},
+    )
+    overwrite_partitions: list[Annotated[str, Field(pattern=PARTITION_PATH)]] | None = setting(
+        None,
+        title="Overwrite event-time partitions",
+        description="Instead of a new target: rebuild these partitions of an event-time target in place, "
+        "e.g. dt=2015-10-28 or dt=2015-10-28/hour=14 (the recorded writes touching them are written again "
+        "whole). Needs to='committed'.",
+        example=["dt=2015-10-28"],
+    )
+    timestamp_regex: str | None = setting(
+        None, title="Timestamp regex", description=_event_time("timestamp_regex")
+    )
+    date_format: str | None = setting(
+        None, title="Date format", description=_event_time("date_format"), example="iso8601"
+    )
+    topic: str | None = setting(
+        None,
+        title="Topic",
+        description="Another topic to replay into the tap's kind of target (default: the tap's).",
+        json_schema_extra={"pattern": TOPIC_RE.pattern},
+    )
+    dry_run: bool = setting(
+        True,
+        title="Dry run",
+        description="Only plan and count records and bytes per partition; write nothing. Untick to write.",
+    )
+
+
+#: The form's defaults by field name (a replay only writes once asked to).
+DEFAULTS: Mapping[str, Any] = {
+    (info.alias or name): ReplayForm.default_of(name) for name, info in ReplayForm.model_fields.items()
+}
 
 
 def name_from_run(run_id: str) -> str:
@@ -74,37 +167,33 @@ def parse_request(params: Mapping[str, Any], taps: Sequence[Tap], *, run_id: str
 
     Without a ``target_name`` the new target is named after ``run_id`` (:func:`name_from_run`)."""
     by_name = {t.name: t for t in taps}
-    name = params.get("tap")
-    if name not in by_name:
-        raise ConfigurationError(f"tap must be one of {sorted(by_name)}. Got {name!r}")
-    tap = by_name[name]
-    from_kind, to_kind = params.get("from", DEFAULTS["from"]), params.get("to", DEFAULTS["to"])
-    if from_kind not in FROM_KINDS:
-        raise ConfigurationError(f"from must be one of {set(FROM_KINDS)}. Got {from_kind!r}")
-    if to_kind not in TO_KINDS:
-        raise ConfigurationError(f"to must be one of {set(TO_KINDS)}. Got {to_kind!r}")
-    start = StartSpec.parse(
-        _spec_value(from_kind, params.get("from_offsets"), params.get("from_timestamp"), "from")
-    )
+    form: ReplayForm = build(ReplayForm, dict(params), owner="replay")
+    if form.tap not in by_name:
+        raise ConfigurationError(f"replay: field 'tap' must be one of {sorted(by_name)}. Got {form.tap!r}")
+    tap = by_name[form.tap]
+    from_kind, to_kind = form.from_, form.to
+    start = StartSpec.parse(_spec_value(from_kind, form.from_offsets, form.from_timestamp, "from"))
     end = (
         None
         if to_kind == "committed"
-        else EndSpec.parse(_spec_value(to_kind, params.get("to_offsets"), params.get("to_timestamp"), "to"))
+        else EndSpec.parse(_spec_value(to_kind, form.to_offsets, form.to_timestamp, "to"))
     )
     target: Target = tap.target
-    regex, date_format = params.get("timestamp_regex") or None, params.get("date_format") or None
+    regex, date_format = form.timestamp_regex or None, form.date_format or None
     if regex or date_format:
         if not isinstance(target, HdfsEventTimeTarget):
             raise ConfigurationError(
                 f"timestamp_regex/date_format apply to event-time targets; tap {tap.name!r} writes {target.type}"
             )
-        target = replace(
-            target,
-            timestamp_regex=regex or target.timestamp_regex,
-            date_format=date_format or target.date_format,
+        target = target.of(
+            "replay",
+            **{
+                **target.settings(),
+                "timestamp_regex": regex or target.timestamp_regex,
+                "date_format": date_format or target.date_format,
+            },
         )
-        TimeFormat(regex=target.timestamp_regex, date_format=target.date_format)
-    overwrite = tuple(check_partition_prefix(p) for p in params.get("overwrite_partitions") or ())
+    overwrite = tuple(check_partition_prefix(p) for p in form.overwrite_partitions or ())
     if overwrite:
         if not isinstance(target, HdfsEventTimeTarget):
             raise ConfigurationError(
@@ -125,10 +214,9 @@ def parse_request(params: Mapping[str, Any], taps: Sequence[Tap], *, run_id: str
     else:
         if to_kind == "committed" and tap.mode != "group":
             raise ConfigurationError(f"to='committed' needs a group-mode tap; {tap.name!r} is {tap.mode}")
-        name = params.get("target_name") or DEFAULTS["target_name"]
-        target = relocated(target, name if name else name_from_run(run_id))
-    topic = params.get("topic") or tap.topic
-    _check_topic(topic)
+        target = relocated(target, form.target_name or name_from_run(run_id))
+    topic = form.topic or tap.topic
+    check_topic(topic)
     return ReplayRequest(
         tap=tap,
         topic=topic,
@@ -136,5 +224,5 @@ def parse_request(params: Mapping[str, Any], taps: Sequence[Tap], *, run_id: str
         end=end,
         target=target,
         overwrite=overwrite,
-        dry_run=bool(params.get("dry_run", DEFAULTS["dry_run"])),
+        dry_run=form.dry_run,
     )

@@ -76,12 +76,13 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from airflow_provider_logtap.core.eventtime import EventTimeReader, TimeFormat
 from airflow_provider_logtap.errors import ConfigurationError, one_of
 
-LOG_FORMATS = ("combined", "common", "vhost_combined", "auto")
+LogFormat = Literal["combined", "common", "vhost_combined", "auto"]
+LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 TOMBSTONE = "tombstone (the record has no value)"
 CACHE_LIMIT = 100_000
 

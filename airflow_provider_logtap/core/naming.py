@@ -12,7 +12,7 @@ import posixpath
 import re
 from typing import NamedTuple
 
-from airflow_provider_logtap.core.ranges import _check_topic
+from airflow_provider_logtap.core.ranges import check_topic
 from airflow_provider_logtap.errors import ConfigurationError
 
 OFFSET_DIGITS = 20
@@ -29,7 +29,7 @@ class ParsedName(NamedTuple):
 
 def file_name(topic: str, partition: int, start: int, suffix: str) -> str:
     """``<topic>+<partition>+<start:020d><suffix>``, e.g. ``weblogs+3+00000000000000001200.log.gz``."""
-    _check_topic(topic)
+    check_topic(topic)
     return f"{topic}+{partition}+{start:0{OFFSET_DIGITS}d}{suffix}"
 
 
@@ -73,7 +73,7 @@ def clean_base(base: str) -> str:
 
 def partition_dir(prefix: str, topic: str, partition: int) -> str:
     """``<prefix>/<topic>/partition=<p>`` (no leading or trailing slash)."""
-    _check_topic(topic)
+    check_topic(topic)
     parts = [p for p in (clean_prefix(prefix), topic, f"partition={partition}") if p]
     return "/".join(parts)
 

@@ -17,6 +17,8 @@ from airflow_provider_logtap.core.eventtime import EventTimeReader, zone_of
 from airflow_provider_logtap.errors import ConfigurationError
 
 DEFAULT_TEMPLATE = "dt=%Y-%m-%d/hour=%H"
+#: What a partition path (or prefix) a user names looks like: relative segments of safe characters.
+PARTITION_PATH = r"^[A-Za-z0-9_=.+-]+(/[A-Za-z0-9_=.+-]+)*$"
 _FIELDS = set("YmdHMj%")
 # What each field writes (strftime with a four-digit year), for checking paths a template could have made.
 _FIELD_REGEX = {

@@ -11,16 +11,16 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from airflow_provider_logtap.errors import ConfigurationError, DataLossError, one_of
 
 TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-ON_DATA_LOSS = ("fail", "log_start")
 OnDataLoss = Literal["fail", "log_start"]
+ON_DATA_LOSS: tuple[str, ...] = get_args(OnDataLoss)
 
 
-def _check_topic(topic: object) -> str:
+def check_topic(topic: object) -> str:
     if not isinstance(topic, str) or not TOPIC_RE.match(topic) or topic in (".", ".."):
         raise ConfigurationError(f"topic must be a Kafka topic name (1-249 of [A-Za-z0-9._-]). Got {topic!r}")
     return topic
@@ -46,7 +46,7 @@ class OffsetRange:
     end: int
 
     def __post_init__(self) -> None:
-        _check_topic(self.topic)
+        check_topic(self.topic)
         _check_int("partition", self.partition)
         _check_int("start", self.start)
         _check_int("end", self.end)
@@ -128,7 +128,8 @@ def _offsets_map(value: object, name: str) -> dict[int, int]:
 
 START_KINDS = ("committed", "earliest", "latest", "offsets", "timestamp")
 END_KINDS = ("high_watermark", "offsets", "timestamp", "max_records")
-INITIAL = ("earliest", "latest", "fail")
+Initial = Literal["earliest", "latest", "fail"]
+INITIAL: tuple[str, ...] = get_args(Initial)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,7 +282,7 @@ class Plan:
     planned_at_ms: int = 0
 
     def __post_init__(self) -> None:
-        _check_topic(self.topic)
+        check_topic(self.topic)
         seen: set[int] = set()
         for r in self.ranges:
             if r.topic != self.topic:

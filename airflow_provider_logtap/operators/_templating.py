@@ -16,16 +16,18 @@ def check_unless_templated(value: Any, check: Callable[[Any], T]) -> None:
     """Run ``check`` at DAG-parse time when ``value`` is final, so a bad DAG fails to import, not to run
     (a tuple of values is final when each of them is)."""
     if isinstance(value, tuple):
-        if any(_pending(v) for v in value):
+        if any(pending(v) for v in value):
             return
-    elif _pending(value):
+    elif pending(value):
         return
     check(value)
 
 
-def _pending(value: Any) -> bool:
-    return (
-        value is None
-        or is_template(value)
-        or type(value).__name__ in ("XComArg", "PlainXComArg", "MapXComArg")
-    )
+def pending(value: Any) -> bool:
+    """Whether ``value`` cannot be checked at DAG-parse time (``None``, or known only at run time)."""
+    return value is None or at_run_time(value)
+
+
+def at_run_time(value: Any) -> bool:
+    """Whether ``value`` is only known at run time: a Jinja template or an XCom."""
+    return is_template(value) or type(value).__name__ in ("XComArg", "PlainXComArg", "MapXComArg")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -24,10 +24,10 @@ from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.kafka.reader import DEFAULT_BATCH_SIZE
 from airflow_provider_logtap.ledger import PlanLedger
 from airflow_provider_logtap.metrics import incr
-from airflow_provider_logtap.operators._templating import check_unless_templated
+from airflow_provider_logtap.models import errors_text, validate
+from airflow_provider_logtap.operators._templating import at_run_time, check_unless_templated
 from airflow_provider_logtap.sinks.base import Sink, WriteResult
-from airflow_provider_logtap.taps import Target
-from airflow_provider_logtap.targets import build_sink
+from airflow_provider_logtap.targets import TargetModel, build_sink
 
 
 class KafkaRangeLoadOperator(BaseOperator):
@@ -80,14 +80,30 @@ class KafkaRangeLoadOperator(BaseOperator):
         check_unless_templated(offset_range, OffsetRange.from_dict)
         check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
 
-    #: The target type a subclass loads into; its fields are the subclass's parameters of the same names.
-    target_type: ClassVar[type[Target] | None] = None
+    #: The target type a subclass loads into: its settings become the subclass's keyword parameters (same
+    #: names, types, defaults and docs), validated by the model when the DAG is parsed (those still templated,
+    #: once rendered).
+    target_model: ClassVar[type[TargetModel] | None] = None
 
-    def target(self) -> Target:
-        """The target of this load, from the operator's (rendered) parameters named as the target's fields."""
-        if self.target_type is None:
-            raise NotImplementedError(f"{type(self).__name__} names no target_type")
-        return self.target_type(**{f.name: getattr(self, f.name) for f in fields(self.target_type)})
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = cls.__dict__.get("target_model")
+        if model is None:
+            return
+        cls.template_fields = (*KafkaRangeLoadOperator.template_fields, *model.templated_fields())
+        cls.__init__ = _target_init(model)  # type: ignore[method-assign]
+        cls.__doc__ = (
+            f"{inspect.cleandoc(model.__doc__ or '')}\n\n{model.param_docs()}\n\n"
+            "The other parameters are those of :class:`KafkaRangeLoadOperator`."
+        )
+
+    def target(self) -> TargetModel:
+        """The target of this load, from the operator's (rendered) parameters named as the target's settings;
+        one ``ConfigurationError`` names every invalid one."""
+        model = self.target_model
+        if model is None:
+            raise NotImplementedError(f"{type(self).__name__} names no target_model")
+        return model.of(f"task {self.task_id!r}", **{n: getattr(self, n) for n in model.setting_names()})
 
     def make_sink(self, context: Context) -> Sink:
         return build_sink(self.target(), run=run_identity(context))
@@ -186,3 +202,38 @@ def _iso(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
     except (OverflowError, OSError, ValueError):
         return f"{ms} ms"
+
+
+def _target_init(model: type[TargetModel]) -> Callable[..., None]:
+    """An ``__init__`` taking ``model``'s settings as keyword parameters (its signature is what Airflow checks
+    ``partial()``/``expand()`` and missing arguments against) and the load operator's others."""
+    names = model.setting_names()
+
+    def __init__(self: KafkaRangeLoadOperator, **kwargs: Any) -> None:
+        settings = {n: kwargs.pop(n) for n in names if n in kwargs}
+        KafkaRangeLoadOperator.__init__(self, **kwargs)
+        for name in names:
+            setattr(self, name, settings[name] if name in settings else model.default_of(name))
+        final = {n: v for n, v in settings.items() if not at_run_time(v)}
+        errors = validate(model, final)[1]
+        if len(final) < len(settings):  # some are templates: check the others now, all once rendered
+            errors = [e for e in errors if e.field in final]
+        if errors:
+            raise ConfigurationError(
+                f"{type(self).__name__}(task_id={self.task_id!r}): {errors_text(errors)}"
+            )
+
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for name in names:
+        info = model.model_fields[name]
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if info.is_required() else model.default_of(name),
+                annotation=info.annotation,
+            )
+        )
+    parameters.append(inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD, annotation=Any))
+    __init__.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return __init__

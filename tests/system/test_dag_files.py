@@ -30,6 +30,14 @@ def test_shipped_dags_import_cleanly() -> None:
     assert defaults["dry_run"] is True and defaults["target_name"] is None
     assert not [name for name, param in defaults.items() if param == ""]
     replay.params.validate()
+    # Airflow's form marks a field required when its schema's type has no "null" (airflow/ui: a type list
+    # without "null"): only the fields that always have a value are.
+    required = {
+        name
+        for name, param in replay.params.items()
+        if (kind := param.schema.get("type")) and (not isinstance(kind, list) or "null" not in kind)
+    }
+    assert required == {"tap", "from", "to", "dry_run"}
     for dag_id in set(bag.dag_ids) - {"logtap_replay"}:
         dag = bag.dags[dag_id]
         assert {t.task_id for t in dag.tasks} == {
@@ -40,6 +48,10 @@ def test_shipped_dags_import_cleanly() -> None:
             "commit",
         }
         assert dag.get_task("wait_for_backlog").deferrable
+        # The retention check runs beside the load once there is a backlog, gating nothing.
+        assert dag.get_task("retention_risk").upstream_task_ids == {"wait_for_backlog"}
+        assert dag.get_task("retention_risk").downstream_task_ids == set()
+        assert dag.get_task("plan").upstream_task_ids == {"wait_for_backlog"}
         assert dag.max_active_runs == 1
 
 
@@ -55,14 +67,16 @@ def test_a_bad_tap_is_an_import_error_and_the_others_still_load(
         "mode": "intervall",
         "target": {"type": "hdfs_raw", "base_path": "/x"},
     }
-    taps.write_text(yaml.safe_dump({"taps": [good, broken, typo]}))
+    cron = {**good, "name": "cron", "schedule": "0 25 * * *"}  # once made logtap_taps.py an import error
+    taps.write_text(yaml.safe_dump({"taps": [good, broken, typo, cron]}))
     monkeypatch.setenv("LOGTAP_TAPS_FILE", str(taps))
     bag = dagbag()
     assert sorted(bag.dag_ids) == ["logtap_good", "logtap_replay"]
     [(path, message)] = bag.import_errors.items()
     assert path.endswith("logtap_tap_errors.py")
-    assert "tap 'broken': field 'target.bucket' is required. Fix: add target.bucket to the tap" in message
+    assert "tap 'broken': field 'target.bucket' is required. Fix: add target.bucket: <a string>" in message
     assert "tap 'typo': field 'mode' must be one of" in message
+    assert "tap 'cron': field 'schedule' is not a schedule Airflow accepts" in message
 
 
 def test_interval_mode_taps_get_a_data_interval_timetable(

@@ -49,16 +49,18 @@ def test_a_replay_writes_beside_the_live_target() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"tap": "nope"}, r"tap must be one of \['archive', 'by_time', 'hourly'\]"),
-        ({"target_name": "../etc"}, "target_name must be 1-64 letters"),
-        ({"target_name": "a/b"}, "target_name must be"),
-        ({"target_name": "*"}, "target_name must be"),
+        ({"tap": "nope"}, r"field 'tap' must be one of \['archive', 'by_time', 'hourly'\]. Got 'nope'"),
+        ({"target_name": "../etc"}, "field 'target_name' must be 1-64 letters"),
+        ({"target_name": "a/b"}, "field 'target_name' must be"),
+        ({"target_name": "*"}, "field 'target_name' must be"),
         ({"from": "offsets"}, "from='offsets' needs from_offsets"),
         (
             {"from": "timestamp", "from_timestamp": "yesterday"},
             "from_timestamp must be epoch milliseconds or ISO",
         ),
-        ({"to": "sometime"}, "to must be one of"),
+        ({"to": "sometime"}, "field 'to' must be one of {'latest', 'offsets', 'timestamp', 'committed'}"),
+        ({"dry_run": "no"}, "field 'dry_run' must be true or false"),
+        ({"colour": 1}, "field 'colour' is not one of the replay form's settings"),
         ({"to": "offsets", "to_offsets": {"x": 1}}, "partition 'x' is not an integer"),
         ({"date_format": "iso8601"}, "apply to event-time targets"),
         ({"overwrite_partitions": ["dt=2015-10-28"]}, "rebuilds event-time partitions"),

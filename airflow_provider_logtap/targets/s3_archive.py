@@ -1,0 +1,80 @@
+"""The ``s3_archive`` target: the byte-exact raw archive in S3 (the "uh oh" copy)."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from airflow_provider_logtap.core import naming
+from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.models import checked, setting
+from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES, ArchiveFormat
+from airflow_provider_logtap.sinks.base import Sink
+from airflow_provider_logtap.targets.base import Codec, Compression, TargetModel
+
+
+def check_bucket(name: str) -> str:
+    if not name or "/" in name:
+        raise ConfigurationError(f"is not a bucket name: {name!r} (use the bare bucket name, without '/')")
+    return name
+
+
+def _prefix(prefix: str) -> str:
+    return naming.clean_prefix(prefix, "prefix")
+
+
+class S3ArchiveTarget(TargetModel, Codec):
+    """The byte-exact S3 archive: objects
+    ``s3://<bucket>/<prefix>/<topic>/partition=<p>/<topic>+<p>+<start:020d>.log.gz`` whose decompressed content
+    is the record values, each followed by ``\\n``, in offset order, named by the offset they start at.
+    Re-running a range overwrites the same keys and removes what an earlier attempt left inside the range.
+    A replay writes under ``<prefix>/replays/<name>``."""
+
+    type: Literal["s3_archive"] = "s3_archive"
+    operator: ClassVar[str] = "airflow_provider_logtap.operators.s3.KafkaToS3ArchiveOperator"
+    bucket: Annotated[str, checked(check_bucket)] = setting(
+        description="The S3 bucket (its bare name).", templated=True, example="logtap-archive"
+    )
+    prefix: Annotated[str, checked(_prefix)] = setting(
+        "", description="The key prefix ('' for the bucket root); no '..' or wildcards.", templated=True
+    )
+    aws_conn_id: str = setting(
+        "aws_default",
+        description="The Airflow AWS connection (its extra may set endpoint_url for S3-compatible stores).",
+    )
+    compression: Compression = setting("gzip", description="gzip, zstd or none.")
+    max_records_per_object: int | None = setting(
+        None, description="Cut objects after this many records; null: no record limit.", ge=1
+    )
+    max_bytes_per_object: int | None = setting(
+        DEFAULT_MAX_BYTES, description="Cut objects at this uncompressed size in bytes; null: no limit.", ge=1
+    )
+
+    @property
+    def asset_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def archive_format(self) -> ArchiveFormat:
+        return ArchiveFormat(
+            compression=self.compression,
+            level=self.compression_level,
+            max_records=self.max_records_per_object,
+            max_bytes=self.max_bytes_per_object,
+        )
+
+    def build_sink(self, *, run: str, only_partitions: tuple[str, ...] = ()) -> Sink:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from airflow_provider_logtap.sinks.s3 import S3ArchiveSink
+
+        return S3ArchiveSink(
+            client=S3Hook(aws_conn_id=self.aws_conn_id).get_conn(),
+            bucket=self.bucket,
+            prefix=self.prefix,
+            archive_format=self.archive_format(),
+            run=run,
+        )
+
+    def relocated(self, name: str) -> S3ArchiveTarget:
+        return self.replaced(
+            prefix="/".join(p for p in (naming.clean_prefix(self.prefix), "replays", name) if p)
+        )

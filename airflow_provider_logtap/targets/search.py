@@ -1,0 +1,122 @@
+"""The ``search`` target: parsed, GeoIP-enriched ECS documents in Elasticsearch or OpenSearch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from airflow_provider_logtap.core.accesslog import AccessLogParser, LogFormat
+from airflow_provider_logtap.core.eventtime import TimeFormat
+from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.models import checked, setting
+from airflow_provider_logtap.sinks.base import Sink
+from airflow_provider_logtap.sinks.search import SearchClient, check_index_prefix, replay_prefix
+from airflow_provider_logtap.targets.base import BadLines, EventTime, TargetModel
+
+
+class SearchTarget(TargetModel, EventTime, BadLines):
+    """Parsed, GeoIP-enriched ECS documents, ``_id`` = ``topic-partition-offset``, in daily indices
+    ``<index_prefix>-YYYY.MM.DD`` of each line's own event time, all under the alias ``<index_prefix>``. Lines
+    that do not parse, and documents the server refuses, go to ``<index_prefix>.dead-letter`` with the reason.
+    The connection's type (``elasticsearch`` or ``opensearch``) chooses the client. A replay writes into
+    ``<index_prefix>.replay-<name>-*``."""
+
+    type: Literal["search"] = "search"
+    operator: ClassVar[str] = "airflow_provider_logtap.operators.search.KafkaToSearchOperator"
+    search_conn_id: str = setting(
+        "opensearch_default",
+        description="An Airflow elasticsearch or opensearch connection; its type chooses the client.",
+    )
+    index_prefix: Annotated[str, checked(check_index_prefix)] = setting(
+        "logtap-weblogs",
+        description="The indices' prefix: lower-case letters, digits, '-', '_', '.'.",
+        templated=True,
+    )
+    index_date_format: str = setting("%Y.%m.%d", description="The daily indices' suffix (strftime).")
+    log_format: LogFormat = setting(
+        "auto", description="The access-log format; auto recognises combined, common and vhost_combined."
+    )
+    geoip_database: str | None = setting(
+        None,
+        description="MaxMind DB file(s), city.mmdb or city.mmdb:asn.mmdb (GeoLite2/DB-IP); null: "
+        "$LOGTAP_GEOIP_DB, and without one documents get no geo fields.",
+    )
+    bulk_docs: int = setting(5000, description="Documents per bulk request.", ge=1)
+
+    @property
+    def asset_uri(self) -> str:
+        return f"search://{self.search_conn_id}/{self.index_prefix}"
+
+    def build_sink(self, *, run: str, only_partitions: tuple[str, ...] = ()) -> Sink:
+        from airflow_provider_logtap.sinks.search import SearchSink
+
+        return SearchSink(
+            client=search_client(self.search_conn_id),
+            index_prefix=self.index_prefix,
+            parser=AccessLogParser(
+                log_format=self.log_format,
+                time_format=TimeFormat(date_format=self.date_format, assume_zone=self.assume_zone),
+                geoip=_geoip(self.geoip_database),
+            ),
+            index_date_format=self.index_date_format,
+            max_bad_ratio=self.max_bad_ratio,
+            bulk_docs=self.bulk_docs,
+        )
+
+    def relocated(self, name: str) -> SearchTarget:
+        return self.replaced(index_prefix=replay_prefix(self.index_prefix, name))
+
+
+def _geoip(path: str | None) -> Any:
+    """The GeoIP lookup of ``path`` (``a.mmdb:b.mmdb``), else of ``$LOGTAP_GEOIP_DB``, else none."""
+    from airflow_provider_logtap.enrich.geoip import GeoIP, default_database_path
+
+    paths = tuple(p for p in path.split(":") if p) if path else default_database_path()
+    return GeoIP(paths).lookup if paths else None
+
+
+class _Elasticsearch:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def bulk(self, body: bytes) -> dict[str, Any]:
+        return dict(self.client.bulk(operations=body))
+
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        self.client.indices.put_index_template(name=name, **body)
+
+
+class _OpenSearch:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def bulk(self, body: bytes) -> dict[str, Any]:
+        return dict(self.client.bulk(body=body))
+
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        self.client.indices.put_index_template(name=name, body=body)
+
+
+def search_client(conn_id: str) -> SearchClient:
+    """An Elasticsearch or OpenSearch client, chosen by the connection's type (``elasticsearch`` through the
+    elasticsearch provider's hook, ``opensearch`` through the opensearch provider's hook)."""
+    from airflow_provider_logtap.compat import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.conn_type == "opensearch":
+        from airflow.providers.opensearch.hooks.opensearch import OpenSearchHook
+
+        return _OpenSearch(OpenSearchHook(open_search_conn_id=conn_id, log_query=False).client)
+    if conn.conn_type == "elasticsearch":
+        from airflow.providers.elasticsearch.hooks.elasticsearch import ElasticsearchPythonHook
+
+        extra = conn.extra_dejson
+        scheme = extra.get("scheme") or ("https" if extra.get("use_ssl") else "http")
+        args: dict[str, Any] = dict(extra.get("es_conn_args") or {})
+        if conn.login:
+            args.setdefault("basic_auth", (conn.login, conn.password or ""))
+        url = f"{scheme}://{conn.host}:{conn.port or 9200}"
+        return _Elasticsearch(ElasticsearchPythonHook(hosts=[url], es_conn_args=args).get_conn)
+    raise ConfigurationError(
+        f"connection {conn_id!r} is of type {conn.conn_type!r}; a search target needs one of "
+        "{'elasticsearch', 'opensearch'}"
+    )
