@@ -53,10 +53,9 @@ def reader_config(base: Mapping[str, Any], group_id: str, *, connection: str | N
         seen = (connection or "", str(theirs), group_id)
         if seen not in _replaced_groups:
             _replaced_groups.add(seen)
-            where = f"Kafka connection {connection!r}" if connection else "Kafka connection"
             log.warning(
-                "the %s's group.id %r is replaced by the tap's group %r; grant group ACLs for %r",
-                where,
+                "%sthe connection's group.id %r is replaced by the tap's group %r; grant group ACLs for %r",
+                f"Kafka connection {connection!r}: " if connection else "",
                 theirs,
                 group_id,
                 group_id,

@@ -165,3 +165,28 @@ def test_librdkafka_lines_of_a_successful_check_come_at_their_own_level(
     records = librdkafka_records(caplog)
     assert records and {r.levelno for r in records} <= {logging.DEBUG, logging.INFO}
     assert not STDERR_LINE.search(capfd.readouterr().err)
+
+
+def test_a_connections_group_id_is_replaced_by_the_taps_with_one_warning(
+    kafka_bootstrap: str, topic_name: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KAFKA_GROUPED",
+        json.dumps(
+            {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap, "group.id": "analytics"}}
+        ),
+    )
+    create_topic(kafka_bootstrap, topic_name)
+    produce(kafka_bootstrap, topic_name, 0, [b"x"] * 3)
+    caplog.set_level(logging.WARNING)
+    tap_group = f"logtap-{topic_name}"
+    for offset in (1, 2):
+        hook = KafkaRangeHook(kafka_config_id="kafka_grouped")
+        hook.commit(tap_group, topic_name, {0: (offset, "")})
+    warned = [r.getMessage() for r in caplog.records if "group.id" in r.getMessage()]
+    assert warned == [
+        f"Kafka connection 'kafka_grouped': the connection's group.id 'analytics' is replaced by the tap's "
+        f"group {tap_group!r}; grant group ACLs for {tap_group!r}"
+    ]
+    assert hook.committed(tap_group, topic_name, [0])[0].offset == 2
+    assert hook.committed("analytics", topic_name, [0])[0].offset is None  # the connection's group: untouched

@@ -111,8 +111,8 @@ def test_a_connections_group_id_replaced_by_the_taps_is_warned_once(caplog: pyte
         assert config["group.id"] == "logtap-weblogs"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
-        "the Kafka connection 'kafka_warned_once''s group.id 'analytics' is replaced by the tap's group "
-        "'logtap-weblogs'; grant group ACLs for 'logtap-weblogs'"
+        "Kafka connection 'kafka_warned_once': the connection's group.id 'analytics' is replaced by the tap's "
+        "group 'logtap-weblogs'; grant group ACLs for 'logtap-weblogs'"
     ]
     caplog.clear()
     reader_config({"bootstrap.servers": "b:9092"}, "logtap-weblogs", connection="kafka_no_group")
