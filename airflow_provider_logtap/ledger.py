@@ -9,7 +9,8 @@ spans of plans deleted by the horizon. Edges are never recomputed: deleting an i
 its next run plan it again over the same edges.
 
 Growth is bounded by a *horizon* (``horizon_days``, default 90): when a plan is saved, the plans of intervals
-that end more than the horizon before the newest planned end are deleted, and with them the edges of their
+that end more than the horizon before the newest planned end (or before now, if that end is in the future)
+are deleted, and with them the edges of their
 boundaries, except where a kept interval or an unplanned neighbour still needs one. The deleted intervals are
 kept as coalesced spans (one per unbroken run of planned intervals): a zone loaded next to them still keeps
 their records (they count as planned), and planning an interval inside a span, or ending before the horizon,
@@ -347,13 +348,20 @@ class PlanLedger:
         for s, e in expired:
             self._delete(self._plan_key(s, e))
 
+    def _cutoff(self, index: _Index) -> int | None:
+        """Intervals ending before this are beyond the horizon: it counts back from the newest planned end, or
+        from now if that lies in the future (a plan of a future interval must not expire the present ones)."""
+        newest = index.newest_end()
+        if self.horizon_ms is None or newest is None:
+            return None
+        return min(newest, int(time.time() * 1000)) - self.horizon_ms
+
     def _expire(self, index: _Index) -> list[tuple[int, int]]:
         """Move the intervals beyond the horizon into the pruned spans, drop the edges nothing needs; returns
         the intervals whose plan variables are to be deleted."""
-        newest = index.newest_end()
-        if self.horizon_ms is None or newest is None:
+        cutoff = self._cutoff(index)
+        if cutoff is None or self.horizon_ms is None:
             return []
-        cutoff = newest - self.horizon_ms
         expired = sorted((s, e) for s, e in index.intervals.items() if e < cutoff)
         for s, e in expired:
             del index.intervals[s]
@@ -484,12 +492,12 @@ class PlanLedger:
                     "offsets its neighbours already wrote. Reload such data with the logtap_replay DAG (a "
                     "partition rebuild or a range into a new target), or keep plans longer (ledger_horizon_days)."
                 )
-        newest = index.newest_end()
-        if self.horizon_ms is not None and newest is not None and end_ms < newest - self.horizon_ms:
+        cutoff = self._cutoff(index)
+        if cutoff is not None and self.horizon_ms is not None and end_ms < cutoff:
             raise ConfigurationError(
                 f"the interval {where} ends more than the ledger's horizon ({self.horizon_ms / DAY_MS:g} days) "
-                f"before the newest planned interval (ending {_stamp(newest)}): its plan would not be kept. "
-                "Load it with the logtap_replay DAG, or keep plans longer (ledger_horizon_days)."
+                f"before the newest planned interval (up to {_stamp(cutoff + self.horizon_ms)}): its plan would "
+                "not be kept. Load it with the logtap_replay DAG, or keep plans longer (ledger_horizon_days)."
             )
 
     def _check_outside_planned(self, index: _Index, boundary: int) -> None:

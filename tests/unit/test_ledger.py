@@ -4,6 +4,7 @@ layouts still read, and dry runs (``airflow tasks test``) that record nothing.""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from test_intervals import Log, Logs, T, load_all
@@ -99,6 +100,33 @@ def test_an_interval_next_to_deleted_plans_reuses_their_edge_and_every_offset_is
     plan(far, logs, 50)
     with pytest.raises(ConfigurationError, match="ends more than the ledger's horizon"):
         plan(far, logs, 3)
+
+
+def test_a_plan_of_a_future_interval_does_not_expire_the_present_ones() -> None:
+    now = int(time.time() * 1000) // HOUR * HOUR
+    stamps = [now - 5 * HOUR + i * 60_000 for i in range(5 * 60)]
+    logs = Logs({0: Log(stamps)})
+    store: dict[str, str] = {}
+    ledger = PlanLedger("dag", store=store, horizon_days=1)
+
+    def at(start: int) -> tuple[IntervalPlan, str | None]:
+        return ledger.plan_interval(
+            topic=T,
+            start_ms=start,
+            end_ms=start + HOUR,
+            observe=lambda: logs.states(D, start, start + HOUR),
+            source=logs,
+            run=f"r{start}",
+            max_disorder_ms=D,
+            window=5,
+        )
+
+    for h in range(5, 1, -1):
+        at(now - h * HOUR)
+    at(now + 30 * 24 * HOUR)  # a manual run of a day next month (sealed at the high watermark)
+    assert len(store) == 4 + 1 + 1 and json.loads(store[ledger.index_key])["pruned"] == []
+    with pytest.raises(ConfigurationError, match="ends more than the ledger's horizon"):
+        at(now - 30 * HOUR)
 
 
 def old_layout(store: dict[str, str], ledger: PlanLedger) -> None:
