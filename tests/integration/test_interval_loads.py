@@ -120,6 +120,9 @@ def variables(airflow_connections: None, monkeypatch: pytest.MonkeyPatch) -> dic
     monkeypatch.setattr(
         ledger_module._Variables, "set", lambda _self, key, value, description: store.update({key: value})
     )
+    monkeypatch.setattr(
+        ledger_module._Variables, "delete", lambda _self, key: store.pop(key, None), raising=False
+    )
     return store
 
 
@@ -271,3 +274,77 @@ def test_retention_that_deleted_an_intervals_start(
     # Hour 0's record 18 stays (its zone's rewrite lost it in Kafka, not in the target); hour 1 from the log start
     # to its end zone's records before hour 2 (offset 38, minute 117).
     assert [o for o, _v, _t in tap.records(0)] == [*range(19), *range(25, 39)]
+
+
+class HorizonTap(Tap):
+    """A tap whose ledger keeps the plans of ``horizon_hours`` before the newest planned end."""
+
+    def __init__(self, topic: str, variables: dict[str, str], horizon_hours: float) -> None:
+        super().__init__(topic, variables)
+        self.horizon_hours = horizon_hours
+
+    def run(self, hour: int, ratio: float | None = None) -> list[dict[str, Any]]:
+        context: Any = {
+            "ti": SimpleNamespace(dag_id="dag", xcom_push=lambda **_kw: None),
+            "run_id": f"run-{hour}",
+        }
+        plan = KafkaPlanIntervalOperator(
+            task_id="plan",
+            topic=self.topic,
+            interval_start=at(hour),
+            interval_end=at(hour + 1),
+            max_disorder=self.disorder,
+            ledger_horizon_days=self.horizon_hours / 24,
+        )
+        return [
+            MemoryLoad(task_id="load", offset_range=spec, store=self.sink).execute(context)
+            for spec in plan.execute(context)
+        ]
+
+
+def test_the_ledger_horizon_bounds_the_variables_and_clears_inside_it_reproduce(
+    variables: dict[str, str], kafka_bootstrap: str, topic_name: str
+) -> None:
+    """Ten hourly runs with a 3.5-hour horizon: never more than four plans and the index; a clear inside the
+    horizon rewrites the same content; an interval whose plan was deleted is refused; every record of the ten
+    hours is in the target once, in its own hour (zones next to deleted plans keep their records)."""
+    create_topic(kafka_bootstrap, topic_name, partitions=2)
+    rnd = random.Random(11)
+    produced: dict[int, list[int]] = {}
+    for p in range(2):
+        stamps = [t + rnd.randint(-2, 2) * MINUTE for t in steady(10.5, every_s=90, start=-0.2)]
+        produced[p] = stamps
+        produce(kafka_bootstrap, topic_name, p, [b"%d-%d" % (p, i) for i in range(len(stamps))], stamps)
+    tap = HorizonTap(topic_name, variables, horizon_hours=3.5)
+    sizes = []
+    for hour in range(10):
+        tap.run(hour)
+        sizes.append(len(variables))
+    assert max(sizes) <= 4 + 1 and sorted(variables)[-1] == "logtap/dag/index"
+    first, plans = {k: list(v) for k, v in tap.sink.items()}, dict(variables)
+    tap.run(8)  # a clear inside the horizon
+    assert tap.sink == first and variables == plans
+    with pytest.raises(AirflowFailException, match="deleted by the ledger's horizon"):
+        tap.run(3)
+    assert tap.sink == first and variables == plans
+    for p in range(2):
+        loaded = tap.records(p)
+        assert len({o for o, _v, _t in loaded}) == len(loaded)
+        assert sorted(t for _o, _v, t in loaded) == sorted(t for t in produced[p] if 0 <= hour_of(t) < 10)
+
+
+def test_under_airflow_tasks_test_the_interval_plan_is_not_recorded(
+    variables: dict[str, str], kafka_bootstrap: str, topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_topic(kafka_bootstrap, topic_name)
+    produce(kafka_bootstrap, topic_name, 0, [b"x"] * 60, steady(3, every_s=180, start=0.05))
+    tap = Tap(topic_name, variables)
+    tap.run(0)
+    recorded = dict(variables)
+    monkeypatch.setenv("AIRFLOW_TEST_MODE", "True")  # what airflow tasks test sets (Airflow 3)
+    assert [r["records"] for r in tap.run(1)] and variables == recorded  # planned, loaded, nothing recorded
+    tap.run(0)  # a recorded plan is reused as it is
+    assert variables == recorded
+    monkeypatch.delenv("AIRFLOW_TEST_MODE")
+    tap.run(1)
+    assert len(variables) == len(recorded) + 1  # the real run records it
