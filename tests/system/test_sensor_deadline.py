@@ -8,8 +8,10 @@ import json
 import time
 from pathlib import Path
 
-from airflow_env import make_airflow_env
+from airflow_env import AirflowEnv, make_airflow_env
 from kafka_helpers import create_topic
+from live import wait_for_task_state
+from test_sensors_live import sensed_run
 
 DAG_FILE = """
 from datetime import datetime, timezone
@@ -59,3 +61,26 @@ def test_dags_test_of_an_idle_deferrable_sensor_ends_skipped_after_its_timeout(
         ).stdout
     )
     assert [(s["task_id"], s["state"]) for s in states] == [("wait_for_backlog", "skipped")]
+
+
+def test_an_idle_deferred_sensor_in_a_running_airflow_skips_without_an_error_line(
+    live_airflow: AirflowEnv, kafka_bootstrap: str, bucket: str, topic_name: str
+) -> None:
+    """A real triggerer: the trigger ends at its own deadline, before Airflow's defer timeout would cancel it
+    (which the triggerer logs as "ERROR Trigger cancelled due to timeout"); the run's sensor is skipped, said
+    at INFO in its task log."""
+    dag_id, run = sensed_run(
+        live_airflow, kafka_bootstrap, topic_name, bucket, "sensed_idle", wait_timeout_seconds=10
+    )
+    assert (
+        wait_for_task_state(live_airflow, dag_id, run, "wait_for_backlog", {"skipped", "failed"}) == "skipped"
+    )
+    logs = {p: p.read_text(errors="replace") for p in live_airflow.home.rglob("*.log") if p.is_file()}
+    task_logs = [text for path, text in logs.items() if f"dag_id={dag_id}" in str(path)]
+    assert any("not met within the sensor's timeout (10s)" in text for text in task_logs), list(logs)
+    assert not [path for path, text in logs.items() if "Trigger cancelled due to timeout" in text]
+    trigger_logs = [
+        text for path, text in logs.items() if f"dag_id={dag_id}" in str(path) and ".trigger." in path.name
+    ]
+    assert trigger_logs and all("'status': 'timeout'" in text for text in trigger_logs)
+    assert not [text for text in trigger_logs if '"level":"error"' in text]
