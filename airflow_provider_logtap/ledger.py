@@ -337,9 +337,8 @@ class PlanLedger:
             f"logtap plan of {self.dag_id} for [{_stamp(start_ms)}, {_stamp(end_ms)})",
         )
         index.intervals[start_ms] = end_ms
-        for (
-            unit
-        ) in plan.units:  # already there when the ledger planned it; a plan saved from elsewhere adds them
+        # The edges are already there when the ledger planned it; a plan saved from elsewhere adds its own.
+        for unit in plan.units:
             if unit.boundary_ms is not None:
                 edges = index.edges.setdefault(unit.boundary_ms, {})
                 edges.setdefault(unit.range.partition, (unit.range.start, unit.range.end))
