@@ -63,16 +63,16 @@ def test_tasks_test_of_plan_and_commit_leaves_the_group_alone_while_a_run_claims
 
     # Debugging the plan: computed and logged, not claimed (before, its claim superseded the run in flight).
     debug = airflow.run("tasks", "test", dag_id, "plan", "2026-12-01")
+    assert group_state(kafka_bootstrap, group, topic_name) == live
     out = debug.stdout + debug.stderr
     assert "NOT claiming the ranges" in out and "logtap_replay" in out
     assert f"plan of {topic_name}: {PARTITIONS} partitions, 1200 offsets in all" in out
-    assert group_state(kafka_bootstrap, group, topic_name) == live
 
     # Debugging the commit of the run in flight: it says what it would commit, and commits nothing.
     commit = airflow.run("tasks", "test", dag_id, "commit", run)
+    assert group_state(kafka_bootstrap, group, topic_name) == live
     out = commit.stdout + commit.stderr
     assert "would commit" in out and "NOT committed" in out
-    assert group_state(kafka_bootstrap, group, topic_name) == live
 
     # A DAG run claims and commits as before (airflow dags test is a run, not a debugging session).
     airflow.run("dags", "test", dag_id)
