@@ -46,6 +46,7 @@ def _load_operator(tap: Tap, **extra: Any) -> Any:
         on_data_loss=tap.on_data_loss,
         kafka_config_id=tap.kafka_conn_id,
         map_index_template=PARTITION_LABEL,
+        progress_seconds=tap.progress_seconds,
         outlets=[Asset(uri=f"{target.asset_uri}/{tap.topic}", name=f"logtap_{tap.name}")],
         **target.settings(),
         **extra,
@@ -176,6 +177,7 @@ def interval_dag(tap: Tap) -> DAG:
             topic=tap.topic,
             on_data_loss=tap.on_data_loss,
             max_disorder=tap.max_disorder_seconds,
+            ledger_horizon_days=tap.ledger_horizon_days,
             kafka_config_id=tap.kafka_conn_id,
         )
         wait >> plan

@@ -15,9 +15,9 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -358,6 +358,19 @@ def build(model: type[Settings], data: Mapping[str, Any], *, owner: str) -> Any:
     if errors:
         raise ConfigurationError(f"{owner}: {errors_text(errors)}")
     return value
+
+
+def check_setting(model: type[Settings], name: str, value: Any, *, owner: str) -> Any:
+    """``value`` checked as ``model``'s setting ``name`` (an operator argument mirroring a tap setting), or one
+    ``ConfigurationError`` in the same words as the taps file's."""
+    info = model.model_fields[name]
+    field_type: Any = Annotated[info.annotation, info]
+    adapter: TypeAdapter[Any] = TypeAdapter(field_type, config=model.model_config)
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        e = exc.errors(include_url=False)[0]
+        raise ConfigurationError(f"{owner}: {_field_error(model, info, name, e)}") from None
 
 
 # -- the replay form's JSON schema ---------------------------------------------------------------------------

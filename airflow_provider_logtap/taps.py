@@ -32,6 +32,8 @@ from pydantic import BeforeValidator, ValidationInfo, field_validator
 
 from airflow_provider_logtap.core.ranges import Initial, OnDataLoss, check_topic
 from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.kafka.reader import PROGRESS_SECONDS
+from airflow_provider_logtap.ledger import DEFAULT_HORIZON_DAYS
 from airflow_provider_logtap.models import FieldError, Settings, checked, setting, validate
 from airflow_provider_logtap.targets import (
     TARGET_TYPES,
@@ -246,6 +248,13 @@ class Tap(Settings):
     completeness_timeout_seconds: int = setting(
         7200, description="Interval mode: how long a run waits for its interval to be complete.", ge=1
     )
+    ledger_horizon_days: float | None = setting(
+        DEFAULT_HORIZON_DAYS,
+        description="Interval mode: the recorded plans of intervals that ended more than this many days before "
+        "the newest are deleted (Airflow Variables logtap/<dag>/...); clears and backfills inside the horizon "
+        "reload the same offsets, older intervals are refused (replay them). null: keep every plan.",
+        gt=0,
+    )
     retention_headroom: int = setting(
         100_000,
         description="Warn when fewer offsets than this separate the oldest unloaded record from the log start.",
@@ -258,6 +267,12 @@ class Tap(Settings):
         le=1,
     )
     retention_fail: bool = setting(False, description="Fail the retention check instead of warning.")
+    progress_seconds: float = setting(
+        PROGRESS_SECONDS,
+        description="Seconds between a load's progress lines in the task log (records, bytes, rate, offsets "
+        "remaining, ETA); the first comes after the read's first second.",
+        gt=0,
+    )
     retries: int = setting(
         2, description="Airflow retries of each task (not of failures no retry can fix).", ge=0
     )

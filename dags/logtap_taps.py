@@ -1,6 +1,7 @@
-"""logtap's tap DAGs: one per valid tap declared in the taps file (``$LOGTAP_TAPS_FILE``, else the Airflow
-Variable ``logtap_taps_file``, else ``logtap_taps.yaml`` beside this file). Invalid taps are left out here and
-reported by ``logtap_tap_errors.py`` as import errors, so one bad tap never stops the others from loading."""
+"""logtap's tap DAGs: one per valid tap declared in the taps file (``$LOGTAP_TAPS_FILE``, else ``[logtap]
+taps_file`` in Airflow's configuration, else ``logtap_taps.yaml`` beside this file; read without asking the
+metadata database). Invalid taps are left out here and reported by ``logtap_tap_errors.py`` as import errors,
+so one bad tap never stops the others from loading."""
 
 from __future__ import annotations
 

@@ -21,12 +21,13 @@ from airflow_provider_logtap.core.intervals import Membership
 from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, OffsetRange
 from airflow_provider_logtap.errors import ConfigurationError, OutOfPlaceError, one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
-from airflow_provider_logtap.kafka.reader import DEFAULT_BATCH_SIZE
+from airflow_provider_logtap.kafka.reader import DEFAULT_BATCH_SIZE, PROGRESS_SECONDS
 from airflow_provider_logtap.ledger import PlanLedger
 from airflow_provider_logtap.metrics import incr
-from airflow_provider_logtap.models import errors_text, validate
+from airflow_provider_logtap.models import check_setting, errors_text, validate
 from airflow_provider_logtap.operators._templating import at_run_time, check_unless_templated
 from airflow_provider_logtap.sinks.base import Sink, WriteResult
+from airflow_provider_logtap.taps import Tap
 from airflow_provider_logtap.targets import TargetModel, build_sink
 
 
@@ -49,6 +50,8 @@ class KafkaRangeLoadOperator(BaseOperator):
     :param batch_size: records per consume call.
     :param max_out_of_place_ratio: interval mode: fail (without retries; the records are written) when more
         than this share of the interval's records in the unit are out of place (default ``None``: only report).
+    :param progress_seconds: seconds between the progress lines of the read in the task log (the first one
+        comes early, after the read's first second).
     :param kafka_config_id: the Kafka connection id.
     """
 
@@ -63,19 +66,20 @@ class KafkaRangeLoadOperator(BaseOperator):
         on_data_loss: str = "fail",
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_out_of_place_ratio: float | None = None,
+        progress_seconds: float = PROGRESS_SECONDS,
         kafka_config_id: str = "kafka_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        owner = f"{type(self).__name__}(task_id={self.task_id!r})"
+        self.progress_seconds = check_setting(Tap, "progress_seconds", progress_seconds, owner=owner)
         self.offset_range = offset_range
         self.group_id = group_id
         self.on_data_loss = on_data_loss
         self.batch_size = batch_size
-        if max_out_of_place_ratio is not None and not 0 <= max_out_of_place_ratio <= 1:
-            raise ConfigurationError(
-                f"max_out_of_place_ratio must be between 0 and 1 or None. Got {max_out_of_place_ratio!r}"
-            )
-        self.max_out_of_place_ratio = max_out_of_place_ratio
+        self.max_out_of_place_ratio = check_setting(
+            Tap, "max_out_of_place_ratio", max_out_of_place_ratio, owner=owner
+        )
         self.kafka_config_id = kafka_config_id
         check_unless_templated(offset_range, OffsetRange.from_dict)
         check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
@@ -128,7 +132,10 @@ class KafkaRangeLoadOperator(BaseOperator):
         sink = self.make_sink(context)
         self.log.info("loading %s (%d offsets) into %s", rng, rng.size, sink.name)
         batches: Iterable[RecordBatch] = hook.read(
-            rng, batch_size=self.batch_size, on_data_loss=self.on_data_loss
+            rng,
+            batch_size=self.batch_size,
+            on_data_loss=self.on_data_loss,
+            progress_seconds=self.progress_seconds,
         )
         if membership is not None:
             batches = membership.select(batches)

@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-# Not in compat yet (the common.compat provider maps it between Airflow 2.x and 3.x).
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout
-
 from airflow_provider_logtap.compat import (
     AirflowException,
     AirflowFailException,
+    AirflowSensorTimeout,
     BaseOperator,
     BaseSensorOperator,
     Context,
