@@ -138,7 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("dags_folder", type=Path, metavar="DAGS_FOLDER", help="the Airflow DAGs folder")
     init.add_argument("--force", action="store_true", help="overwrite files that differ (the taps file too)")
     init.set_defaults(run=lambda args: init_dags(args.dags_folder, force=args.force))
+    reference = commands.add_parser(
+        "settings-reference",
+        help="print the settings reference (every tap and target setting; docs/settings.md)",
+        description="Print the settings reference, generated from the settings models, as Markdown.",
+    )
+    reference.set_defaults(run=lambda args: settings_reference())
     return parser
+
+
+def settings_reference() -> int:
+    """Print the settings reference (what ``docs/settings.md`` holds)."""
+    from airflow_provider_logtap.reference import render
+
+    sys.stdout.write(render())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

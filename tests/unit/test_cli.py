@@ -80,3 +80,12 @@ def test_init_dags_imports_no_airflow(tmp_path: Path) -> None:
         "assert not airflow, airflow"
     )
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=60, capture_output=True)
+
+
+def test_settings_reference_prints_the_generated_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_provider_logtap.cli import main
+    from airflow_provider_logtap.reference import render
+
+    assert main(["settings-reference"]) == 0
+    out = capsys.readouterr().out
+    assert out == render() and out.startswith("# logtap settings reference")
