@@ -107,7 +107,13 @@ def make_airflow_env(
     webhdfs: dict[str, str] | None = None,
     database_url: str | None = None,
     dags_folder: Path = ROOT / "dags",
+    dags_paused_at_creation: bool = False,
 ) -> AirflowEnv:
+    """An Airflow home with logtap's connections; with ``database_url``, set up to run as a deployment does.
+
+    New DAGs start unpaused there unless ``dags_paused_at_creation`` (Airflow's own default, ``[core]
+    dags_are_paused_at_creation = True``) is asked for.
+    """
     home.mkdir(parents=True, exist_ok=True)
     (home / "config").mkdir(exist_ok=True)
     (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
@@ -148,9 +154,10 @@ def make_airflow_env(
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             }
         )
+        if not dags_paused_at_creation:
+            env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
     if webhdfs is not None:
         host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
         env["AIRFLOW_CONN_WEBHDFS_DEFAULT"] = json.dumps(
