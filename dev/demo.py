@@ -1,18 +1,22 @@
 """The logtap demo: real Kafka and S3, sample web logs, the shipped DAG run by a real Airflow, the result.
 
 bash dev/demo.sh            # installs, then runs this
-.venv/bin/python dev/demo.py --keep   # leave the services running afterwards (prints how to reach them)
+.venv/bin/python dev/demo.py --keep   # leave the services running (prints how to reach and stop them)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +30,49 @@ TAPS = ("weblogs_s3_archive", "weblogs_hdfs_raw", "weblogs_hdfs_by_event_time", 
 GROUP = "logtap-weblogs_s3_archive"
 
 
+# Terminal control sequences (colours, cursor moves) that Airflow's coloured logs or a library may still emit.
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+# librdkafka's own log lines (``%4|1764633600.123|GETPID|rdkafka#producer-1| ...``), which it writes straight
+# to file descriptor 2, bypassing Python.
+LIBRDKAFKA_LINE = re.compile(rb"^%\d+\|\d+\.\d+\|")
+
+
+def clean(text: str) -> str:
+    return ANSI.sub("", text)
+
+
+@contextlib.contextmanager
+def quiet_kafka_clients(log_path: Path) -> Iterator[None]:
+    """Route this process's stderr (file descriptor 2) through a filter: librdkafka's log lines (the log
+    generator's producer and the offsets check are librdkafka clients; a fresh broker makes them log start-up
+    warnings) go to ``log_path``, everything else (Python's warnings, a traceback) still reaches the terminal,
+    without terminal escapes."""
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as source, log_path.open("ab") as log:
+            for line in source:
+                if LIBRDKAFKA_LINE.match(line):
+                    log.write(line)
+                    log.flush()
+                else:
+                    os.write(terminal, ANSI.sub("", line.decode(errors="replace")).encode())
+
+    thread = threading.Thread(target=pump, name="demo-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)  # closes the pipe's last write end: the pump reads to its end and stops
+        thread.join(10)
+        os.close(terminal)
+
+
 def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
@@ -34,6 +81,7 @@ def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     proc = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "airflow"), *args], env=env, capture_output=True, text=True
     )
+    proc.stdout, proc.stderr = clean(proc.stdout), clean(proc.stderr)
     log = Path(env["AIRFLOW_HOME"]) / "demo-commands.log"
     with log.open("a") as out:
         out.write(f"$ airflow {' '.join(args)} (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}\n")
@@ -140,10 +188,17 @@ def show_search(url: str, sent: dict[int, list[bytes]]) -> None:
     from opensearchpy import OpenSearch
 
     client = OpenSearch(url)
-    client.indices.refresh(index="logtap-weblogs")  # the alias of the live daily indices (not dead letters)
-    indexed = client.count(index="logtap-weblogs")["count"]
+    index = "logtap-weblogs"  # the alias of the live daily indices (dead letters: logtap-weblogs.dead-letter)
+    client.indices.refresh(index=index)
+    indexed = client.count(index=index)["count"]
+    dead = (
+        client.count(index=f"{index}.dead-letter")["count"]
+        if client.indices.exists(index=f"{index}.dead-letter")
+        else 0
+    )
     step(
-        f"OpenSearch: {indexed} parsed, GeoIP-enriched documents ({sum(map(len, sent.values()))} records in Kafka)"
+        f"OpenSearch: {indexed} parsed, GeoIP-enriched documents, {dead} dead letters "
+        f"({sum(map(len, sent.values()))} records in Kafka)"
     )
     query = {
         "size": 0,
@@ -153,9 +208,10 @@ def show_search(url: str, sent: dict[int, list[bytes]]) -> None:
             "errors": {"filter": {"range": {"http.response.status_code": {"gte": 500}}}},
         },
     }
-    print("    GET logtap-weblogs/_search   (the alias of the live daily indices logtap-weblogs-YYYY.MM.DD)")
-    print("    " + json.dumps(query))
-    answer = client.search(index="logtap-weblogs", body=query)["aggregations"]
+    body = json.dumps(query)
+    print(f"    the query this runs (the alias {index} covers the live daily indices {index}-YYYY.MM.DD):")
+    print(f"    curl -s -H 'Content-Type: application/json' '{url.rstrip('/')}/{index}/_search' -d '{body}'")
+    answer = client.search(index=index, body=body)["aggregations"]
     print("    top countries:")
     for bucket in answer["top_countries"]["buckets"]:
         print(f"      {bucket['key']:<20} {bucket['doc_count']:>6} hits")
@@ -170,7 +226,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--keep", action="store_true", help="leave Kafka and S3 running at the end")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave Kafka, S3, HDFS and OpenSearch running at the end (prints how to stop each, by PID)",
+    )
     parser.add_argument("--records", type=int, default=20_000, help="log lines in the first batch")
     args = parser.parse_args()
     work = ROOT / ".dev" / "demo"
@@ -218,7 +278,15 @@ def main() -> int:
         step("Preparing Airflow (its own AIRFLOW_HOME, SQLite metadata DB)")
         home = work / "airflow"
         env = {
-            **{key: v for key, v in os.environ.items() if not key.startswith("AIRFLOW")},
+            **{
+                key: v
+                for key, v in os.environ.items()
+                if not key.startswith(("AIRFLOW", "FORCE_COLOR", "CLICOLOR_FORCE", "PY_COLORS"))
+            },
+            # Plain output from every airflow command: no colours, no terminal control sequences.
+            "NO_COLOR": "1",
+            "TERM": "dumb",
+            "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -261,11 +329,18 @@ def main() -> int:
         show_hdfs(h.info["webhdfs_url"], h.info["user"], sent)
         show_search(o.info["url"], sent)
         if args.keep:
-            step("Services left running")
-            print(
-                f"    export AIRFLOW_HOME={home}\n    Kafka {k.info['bootstrap']} (pid {k.pid}), "
-                f"S3 {s.info['endpoint_url']} (pid {s.pid}); stop them with: kill {k.pid} {s.pid}"
-            )
+            step("Services left running (each is its own process group, as the demo started it)")
+            print(f"    export AIRFLOW_HOME={home}")
+            left = [
+                (k, f"Kafka       {k.info['bootstrap']}"),
+                (s, f"S3          {s.info['endpoint_url']}"),
+                (h, f"HDFS        {h.info['webhdfs_url']} (WebHDFS)"),
+                (o, f"OpenSearch  {o.info['url']}"),
+            ]
+            assert [service for service, _ in left] == services, "a started service would not be listed"
+            for service, where in left:
+                print(f"    {where:<48} pid {service.pid:<8} stop: kill -- -{service.pid}")
+            print(f"    stop all four: kill -- {' '.join(f'-{service.pid}' for service, _ in left)}")
             services.clear()
         return 0
     finally:
@@ -274,4 +349,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    (ROOT / ".dev").mkdir(exist_ok=True)
+    with quiet_kafka_clients(ROOT / ".dev" / "demo-kafka-clients.log"):
+        code = main()
+    raise SystemExit(code)
