@@ -131,15 +131,18 @@ class KafkaRangeLoadOperator(BaseOperator):
             return empty if membership is None else {**empty, "interval": membership.to_dict()}
         sink = self.make_sink(context)
         self.log.info("loading %s (%d offsets) into %s", rng, rng.size, sink.name)
-        batches: Iterable[RecordBatch] = hook.read(
-            rng,
-            batch_size=self.batch_size,
-            on_data_loss=self.on_data_loss,
-            progress_seconds=self.progress_seconds,
-        )
-        if membership is not None:
-            batches = membership.select(batches)
-        result = sink.write(rng, batches)
+        result = self._write(hook, sink, rng, membership)
+        while membership is not None and membership.boundary_ms is not None:
+            # The neighbouring interval may have been planned while this zone was written (a backfill runs
+            # several intervals at once): its load may have read this one's plan and written the zone before
+            # this write replaced it. Written again until the zone's choice holds after the write.
+            again = self.membership()
+            assert again is not None
+            if (again.keep_before, again.keep_after) == (membership.keep_before, membership.keep_after):
+                break
+            self.log.info("the neighbouring interval was planned meanwhile: writing the zone %s again", rng)
+            membership = again
+            result = self._write(hook, sink, rng, membership)
         self.log.info(result.summary())
         if result.partitions:
             self.log.info("event-time partitions written: %s", ", ".join(result.partitions))
@@ -160,9 +163,22 @@ class KafkaRangeLoadOperator(BaseOperator):
         self.report_membership(rng, membership, tags)
         return {**result.to_dict(), "interval": membership.to_dict()}
 
+    def _write(
+        self, hook: KafkaRangeHook, sink: Sink, rng: OffsetRange, membership: Membership | None
+    ) -> WriteResult:
+        batches: Iterable[RecordBatch] = hook.read(
+            rng,
+            batch_size=self.batch_size,
+            on_data_loss=self.on_data_loss,
+            progress_seconds=self.progress_seconds,
+        )
+        if membership is not None:
+            batches = membership.select(batches)
+        return sink.write(rng, batches)
+
     def membership(self) -> Membership | None:
         """The selection of an interval-mode unit (``None`` for a plain range): a zone keeps the records of
-        each side whose interval has a recorded plan, looked up now (runs of one DAG never overlap)."""
+        each side whose interval has a recorded plan, looked up now (and again after the write)."""
         spec = self.offset_range
         if not isinstance(spec, Mapping) or "unit" not in spec:
             return None

@@ -194,6 +194,9 @@ class KafkaPlanIntervalOperator(BaseOperator):
         the newest planned interval's end are deleted from the ledger when a plan is saved (``None``: keep
         every plan). Such intervals are no longer planned again (reload them with the logtap_replay DAG).
     :param kafka_config_id: the Kafka connection id.
+
+    Plans of one DAG run one at a time (``max_active_tis_per_dag=1`` by default): the ledger's index is read,
+    changed and written back, and a backfill runs several intervals at once.
     """
 
     template_fields: Sequence[str] = ("topic", "interval_start", "interval_end", "on_data_loss", "ledger")
@@ -212,6 +215,9 @@ class KafkaPlanIntervalOperator(BaseOperator):
         kafka_config_id: str = "kafka_default",
         **kwargs: Any,
     ) -> None:
+        # The ledger's index is read, changed and written back: one plan of a DAG at a time, also when a
+        # backfill runs several of its intervals at once (its own max_active_runs, not the DAG's).
+        kwargs.setdefault("max_active_tis_per_dag", 1)
         super().__init__(**kwargs)
         self.topic = topic
         self.ledger_horizon_days = check_horizon(ledger_horizon_days)

@@ -349,3 +349,42 @@ def test_under_airflow_tasks_test_the_interval_plan_is_not_recorded(
     monkeypatch.delenv("AIRFLOW_TEST_MODE")
     tap.run(1)
     assert len(variables) == len(recorded) + 1  # the real run records it
+
+
+def test_a_zone_written_while_its_neighbour_is_planned_and_loaded_keeps_both_sides(
+    variables: dict[str, str], kafka_bootstrap: str, topic_name: str
+) -> None:
+    """A backfill runs intervals at once (its own max_active_runs): hour 0's load of the zone at 01:00 reads
+    "hour 1 not planned", and while it writes, hour 1 is planned and loads that zone whole; hour 0's write then
+    replaces the zone with its side only. The load looks again after its write and writes the zone again, so
+    every record stays, once."""
+    create_topic(kafka_bootstrap, topic_name)
+    stamps = steady(2, every_s=60, start=0.02)
+    produce(kafka_bootstrap, topic_name, 0, [b"%d" % i for i in range(len(stamps))], stamps)
+    tap = Tap(topic_name, variables)
+    context: Any = {"ti": SimpleNamespace(dag_id="dag", xcom_push=lambda **_kw: None), "run_id": "run-0"}
+    specs = KafkaPlanIntervalOperator(
+        task_id="plan", topic=topic_name, interval_start=at(0), interval_end=at(1), max_disorder=300
+    ).execute(context)
+    zone = next(s for s in specs if s.get("boundary_ms") == at(1))
+    raced: list[bool] = []
+
+    class RacingSink(MemorySink):
+        def write(self, rng: OffsetRange, batches: Iterable[RecordBatch]) -> WriteResult:
+            batches = list(batches)  # this load has read its records (and chosen its side) ...
+            if not raced:
+                raced.append(True)
+                tap.run(1)  # ... when hour 1 is planned and loaded, the shared zone written whole
+            return super().write(rng, batches)
+
+    class RacingLoad(MemoryLoad):
+        def make_sink(self, context: Any) -> MemorySink:
+            return RacingSink(self.store)
+
+    RacingLoad(task_id="load", offset_range=zone, store=tap.sink).execute(context)
+    for spec in specs:
+        if spec is not zone:
+            MemoryLoad(task_id="load", offset_range=spec, store=tap.sink).execute(context)
+    assert raced == [True]
+    loaded = [o for o, _v, _t in tap.records(0)]
+    assert loaded == [i for i, t in enumerate(stamps) if hour_of(t) < 2]  # hours 0 and 1: every record, once
