@@ -28,6 +28,7 @@ from airflow_provider_logtap.sensors.kafka import (
     KafkaRetentionRiskCheckOperator,
 )
 from airflow_provider_logtap.taps import DEFAULT_START, TAPS_FILE_ENV, Tap
+from airflow_provider_logtap.targets import target_to_dict
 
 PARTITION_LABEL = (
     "partition {{ task.offset_range['partition'] }} "
@@ -37,9 +38,15 @@ PARTITION_LABEL = (
 
 def _load_operator(tap: Tap, **extra: Any) -> Any:
     """The load operator of a tap's target, partially applied (``.expand(offset_range=...)`` follows): its
-    parameters are the target's settings, by name (and ``extra``)."""
+    parameters are the target's settings, by name (and ``extra``); a target type without an operator of its own
+    is loaded by :class:`KafkaToTargetOperator`, given the target as data."""
     target = tap.target
     operator: type[KafkaRangeLoadOperator] = import_string(target.operator)
+    settings: dict[str, Any] = (
+        target.settings()
+        if operator.target_model is type(target)
+        else {"replay": {"target": target_to_dict(target), "kafka_conn_id": tap.kafka_conn_id}}
+    )
     return operator.partial(
         task_id="load",
         group_id=tap.group if tap.mode == "group" else None,
@@ -48,7 +55,7 @@ def _load_operator(tap: Tap, **extra: Any) -> Any:
         map_index_template=PARTITION_LABEL,
         progress_seconds=tap.progress_seconds,
         outlets=[Asset(uri=f"{target.asset_uri}/{tap.topic}", name=f"logtap_{tap.name}")],
-        **target.settings(),
+        **settings,
         **extra,
     )
 

@@ -303,3 +303,24 @@ def test_the_settings_reference_is_generated_from_the_models() -> None:
     for model in MODELS:
         for name in model.setting_names():
             assert f"| `{name}` |" in committed, name
+
+
+def test_a_target_type_without_its_own_operator_is_loaded_by_the_generic_one() -> None:
+    """A new target type needs no operator: the tap DAG loads it with KafkaToTargetOperator, target as data."""
+    from airflow_provider_logtap.dag_factory import dag_for
+    from airflow_provider_logtap.operators.target import KafkaToTargetOperator
+    from airflow_provider_logtap.targets import TargetModel as Base
+
+    class Plain(S3ArchiveTarget):
+        operator = Base.operator
+
+    t = parse_tap(tap())
+    dag = dag_for(t.model_copy(update={"target": Plain(bucket="b")}))
+    load: Any = dag.get_task("load")
+    assert load.operator_class is KafkaToTargetOperator
+    assert load.partial_kwargs["replay"]["target"] == {
+        **S3ArchiveTarget(bucket="b").model_dump(),
+        "type": "s3_archive",
+    }
+    assert parse_tap(tap()).target.operator.endswith("KafkaToS3ArchiveOperator")
+    assert dag_for(t).get_task("load").operator_class.__name__ == "KafkaToS3ArchiveOperator"
