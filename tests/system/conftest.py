@@ -36,25 +36,12 @@ def live_airflow(
 ) -> Any:
     """A running Airflow: PostgreSQL metadata DB, LocalExecutor, scheduler + DAG processor + triggerer + API
     server, as a deployment runs it. Each test writes its own taps file (the DAG processor re-parses it)."""
-    from devstack import postgres
+    from live import running_airflow
 
-    root = tmp_path_factory.mktemp("live-airflow")
-    pg = postgres.start(root / "postgres")
-    try:
-        home = root / "home"
-        airflow = make_airflow_env(
-            home,
-            kafka_bootstrap=kafka_bootstrap,
-            s3_endpoint=s3_endpoint,
-            taps_file=home / "taps.yaml",
-            webhdfs=webhdfs,
-            database_url=pg.info["url"],
-        )
-        (home / "taps.yaml").write_text("taps: []\n")
-        airflow.start_components("api-server", "scheduler", "dag-processor", "triggerer")
-        try:
-            yield airflow
-        finally:
-            airflow.stop_components()
-    finally:
-        pg.stop()
+    with running_airflow(
+        tmp_path_factory.mktemp("live-airflow"),
+        kafka_bootstrap=kafka_bootstrap,
+        s3_endpoint=s3_endpoint,
+        webhdfs=webhdfs,
+    ) as airflow:
+        yield airflow

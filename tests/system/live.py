@@ -4,9 +4,53 @@ from __future__ import annotations
 
 import time
 import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from airflow_env import AirflowEnv
+from airflow_env import AirflowEnv, make_airflow_env
+
+from airflow_provider_logtap.sinks.archive import read_lines
+
+
+@contextmanager
+def running_airflow(root: Path, **settings: Any) -> Iterator[AirflowEnv]:
+    """A running Airflow as a deployment runs it: its own PostgreSQL metadata DB, LocalExecutor, API server,
+    scheduler, DAG processor and triggerer; an empty taps file at ``<root>/home/taps.yaml`` (the tests write
+    theirs; the DAG processor re-parses it). ``settings`` go to :func:`make_airflow_env`."""
+    from devstack import postgres
+
+    pg = postgres.start(root / "postgres")
+    try:
+        home = root / "home"
+        airflow = make_airflow_env(
+            home, taps_file=home / "taps.yaml", database_url=pg.info["url"], **settings
+        )
+        (home / "taps.yaml").write_text("taps: []\n")
+        airflow.start_components("api-server", "scheduler", "dag-processor", "triggerer")
+        try:
+            yield airflow
+        finally:
+            airflow.stop_components()
+    finally:
+        pg.stop()
+
+
+def backfill(airflow: AirflowEnv, dag_id: str, start: datetime, end: datetime, *extra: str) -> Any:
+    """``airflow backfill create`` of ``[start, end]`` (logical dates), as the README shows it."""
+    return airflow.run(
+        "backfill",
+        "create",
+        "--dag-id",
+        dag_id,
+        "--from-date",
+        start.isoformat(),
+        "--to-date",
+        end.isoformat(),
+        *extra,
+    )
 
 
 def wait_for_dag(airflow: AirflowEnv, dag_id: str, timeout: float = 120) -> None:
@@ -87,3 +131,14 @@ def wait_for_task_state(
             return str(state)
         time.sleep(1)
     raise AssertionError(f"{dag_id} {run_id} {task_id}: {state} after {timeout}s, not one of {states}")
+
+
+def lines_under(s3_client: Any, bucket: str, prefix: str) -> dict[int, list[bytes]]:
+    """``{partition: lines}`` of the archive objects under ``prefix``, in key order."""
+    out: dict[int, list[bytes]] = {}
+    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    for key in sorted(o["Key"] for page in pages for o in page.get("Contents", ())):
+        partition = int(key.split("/partition=")[1].split("/")[0])
+        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        out.setdefault(partition, []).extend(read_lines(body, "gzip"))
+    return out

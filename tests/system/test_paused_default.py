@@ -14,25 +14,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow_env import AirflowEnv, make_airflow_env
+from airflow_env import AirflowEnv
 from conftest import write_taps
-from live import runs, wait_for_backfills, wait_for_dag
-
-from airflow_provider_logtap.sinks.archive import read_lines
+from live import backfill, lines_under, running_airflow, runs, wait_for_backfills, wait_for_dag
 
 # Long enough for many scheduler loops (heartbeat 1s) to have had the chance to start a queued run.
 PAUSED_WATCH_SECONDS = 20
-
-
-def lines_under(s3_client: Any, bucket: str, prefix: str) -> dict[int, list[bytes]]:
-    """``{partition: lines}`` of the archive objects under ``prefix``, in key order."""
-    out: dict[int, list[bytes]] = {}
-    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    for key in sorted(o["Key"] for page in pages for o in page.get("Contents", ())):
-        partition = int(key.split("/partition=")[1].split("/")[0])
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        out.setdefault(partition, []).extend(read_lines(body, "gzip"))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -41,29 +28,14 @@ def default_airflow(
 ) -> Iterator[AirflowEnv]:
     """A running Airflow (PostgreSQL, LocalExecutor, all components) with Airflow's default of new DAGs
     paused at creation."""
-    from devstack import postgres
-
-    root = tmp_path_factory.mktemp("paused-airflow")
-    pg = postgres.start(root / "postgres")
-    try:
-        home = root / "home"
-        airflow = make_airflow_env(
-            home,
-            kafka_bootstrap=kafka_bootstrap,
-            s3_endpoint=s3_endpoint,
-            taps_file=home / "taps.yaml",
-            database_url=pg.info["url"],
-            dags_paused_at_creation=True,
-        )
+    with running_airflow(
+        tmp_path_factory.mktemp("paused-airflow"),
+        kafka_bootstrap=kafka_bootstrap,
+        s3_endpoint=s3_endpoint,
+        dags_paused_at_creation=True,
+    ) as airflow:
         assert "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION" not in airflow.env
-        (home / "taps.yaml").write_text("taps: []\n")
-        airflow.start_components("api-server", "scheduler", "dag-processor", "triggerer")
-        try:
-            yield airflow
-        finally:
-            airflow.stop_components()
-    finally:
-        pg.stop()
+        yield airflow
 
 
 def test_a_backfill_waits_while_the_new_dag_is_paused_and_loads_once_unpaused(
@@ -96,30 +68,16 @@ def test_a_backfill_waits_while_the_new_dag_is_paused_and_loads_once_unpaused(
     assert airflow.api("GET", f"/dags/{dag_id}")["is_paused"] is True  # Airflow's default for a new DAG
 
     # The README's command on the paused DAG: accepted, and the backfill's runs are created...
-    created = airflow.run(
-        "backfill",
-        "create",
-        "--dag-id",
-        dag_id,
-        "--from-date",
-        (today - 4 * day).isoformat(),
-        "--to-date",
-        (today - 3 * day).isoformat(),
-        # One run at a time: a backfill runs up to 10 at once by default (its own max_active_runs, not the
-        # DAG's), and two neighbouring intervals writing their shared zone at the same time lose a record
-        # (seen here: the line stamped at the boundary between the two days). See the report of this change.
-        "--max-active-runs",
-        "1",
-    )
+    created = backfill(airflow, dag_id, today - 4 * day, today - 3 * day)
     assert created.returncode == 0
-    (backfill,) = airflow.api("GET", f"/backfills?dag_id={dag_id}")["backfills"]
-    assert backfill["completed_at"] is None and backfill["is_paused"] is False
+    (created_backfill,) = airflow.api("GET", f"/backfills?dag_id={dag_id}")["backfills"]
+    assert created_backfill["completed_at"] is None and created_backfill["is_paused"] is False
     # ...but none of them starts while the DAG is paused: they stay queued and nothing is loaded.
     time.sleep(PAUSED_WATCH_SECONDS)
     waiting = runs(airflow, dag_id)
     assert [(r["run_type"], r["state"]) for r in waiting] == [("backfill", "queued")] * 2
     assert lines_under(s3_client, bucket, f"paused/{topic_name}/") == {}
-    assert airflow.api("GET", f"/backfills/{backfill['id']}")["completed_at"] is None
+    assert airflow.api("GET", f"/backfills/{created_backfill['id']}")["completed_at"] is None
 
     airflow.run("dags", "unpause", dag_id)
     wait_for_backfills(airflow, dag_id)

@@ -11,23 +11,12 @@ from typing import Any
 import pytest
 from airflow_env import AirflowEnv
 from conftest import write_taps
-from live import trigger, wait_for_all, wait_for_backfills, wait_for_dag, wait_for_run
+from live import backfill as run_backfill
+from live import lines_under, trigger, wait_for_all, wait_for_backfills, wait_for_dag, wait_for_run
 
 from airflow_provider_logtap.kafka.client import reader_config
 from airflow_provider_logtap.kafka.offsets import committed_offsets
 from airflow_provider_logtap.replay import name_from_run
-from airflow_provider_logtap.sinks.archive import read_lines
-
-
-def lines_under(s3_client: Any, bucket: str, prefix: str) -> dict[int, list[bytes]]:
-    """``{partition: lines}`` of the archive objects under ``prefix``, in key order."""
-    out: dict[int, list[bytes]] = {}
-    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    for key in sorted(o["Key"] for page in pages for o in page.get("Contents", ())):
-        partition = int(key.split("/partition=")[1].split("/")[0])
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        out.setdefault(partition, []).extend(read_lines(body, "gzip"))
-    return out
 
 
 def group_state(
@@ -174,17 +163,7 @@ def test_backfills_and_clears_load_exactly_the_records_of_their_days(
     wait_for_dag(live_airflow, dag_id)
 
     def backfill(*extra: str) -> None:
-        live_airflow.run(
-            "backfill",
-            "create",
-            "--dag-id",
-            dag_id,
-            "--from-date",
-            (today - 4 * day).isoformat(),
-            "--to-date",
-            (today - 2 * day).isoformat(),
-            *extra,
-        )
+        run_backfill(live_airflow, dag_id, today - 4 * day, today - 2 * day, *extra)
 
     def backfills() -> list[dict[str, Any]]:
         return [r for r in wait_for_all(live_airflow, dag_id, 1) if r["run_type"] == "backfill"]
