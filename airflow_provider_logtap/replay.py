@@ -22,21 +22,19 @@ from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.models import Settings, build, checked, setting
 from airflow_provider_logtap.sinks.hdfs import check_partition_prefix
 from airflow_provider_logtap.taps import Tap
-from airflow_provider_logtap.targets import REPLAY_NAME, HdfsEventTimeTarget, Target, relocated
+from airflow_provider_logtap.targets import (
+    REPLAY_NAME,
+    HdfsEventTimeTarget,
+    Target,
+    check_replay_name,
+    relocated,
+)
 
 FromKind = Literal["earliest", "offsets", "timestamp"]
 ToKind = Literal["latest", "offsets", "timestamp", "committed"]
 FROM_KINDS: tuple[str, ...] = get_args(FromKind)
 TO_KINDS: tuple[str, ...] = get_args(ToKind)
 _OFFSETS_HELP = 'Offsets per partition, e.g. {"0": 1200, "1": 980}; only these partitions are replayed.'
-
-
-def _target_name(name: str) -> str:
-    if not REPLAY_NAME.match(name):
-        raise ConfigurationError(
-            f"must be 1-64 letters, digits, '_' or '-' (starting with a letter or digit). Got {name!r}"
-        )
-    return name
 
 
 def _event_time(name: str) -> str:
@@ -79,7 +77,7 @@ class ReplayForm(Settings):
         example="2026-11-02T00:00:00Z",
         json_schema_extra={"format": "date-time"},
     )
-    target_name: Annotated[str, checked(_target_name)] | None = setting(
+    target_name: Annotated[str, checked(check_replay_name)] | None = setting(
         None,
         title="New target name",
         description="The replay writes beside the live target: S3 <prefix>/replays/<name>, HDFS "

@@ -55,6 +55,7 @@ __all__ = [
     "Target",
     "TargetModel",
     "build_sink",
+    "check_replay_name",
     "relocated",
     "search_client",
     "target_from_dict",
@@ -81,11 +82,16 @@ def relocated(target: TargetModel, name: str) -> TargetModel:
     ``<prefix>/replays/<name>``, HDFS ``<base_path>/_replays/<name>``, search indices
     ``<prefix>.replay-<name>-*`` (outside the live ``<prefix>-*``). ``name`` is one safe segment, so it cannot
     escape the tap's base."""
+    return target.relocated(check_replay_name(name))
+
+
+def check_replay_name(name: str) -> str:
+    """``name`` if it is a replay target name (:data:`REPLAY_NAME`), else the error."""
     if not isinstance(name, str) or not REPLAY_NAME.match(name):
         raise ConfigurationError(
             f"target_name must be 1-64 letters, digits, '_' or '-' (starting with a letter or digit). Got {name!r}"
         )
-    return target.relocated(name)
+    return name
 
 
 def build_sink(target: TargetModel, *, run: str, only_partitions: tuple[str, ...] = ()) -> Sink:
