@@ -55,6 +55,7 @@ __all__ = [
     "TriggerRule",
     "Variable",
     "airflow_setting",
+    "asset",
     "check_schedule",
     "emit_asset_events",
     "fail_without_retry",
@@ -63,6 +64,13 @@ __all__ = [
     "kafka_client_config",
     "run_identity",
 ]
+
+
+def asset(uri: str, name: str) -> Asset:
+    """The asset (Airflow 3) or dataset (Airflow 2.x, which has no asset names) a load task updates."""
+    if AIRFLOW_V_3_0_PLUS:
+        return Asset(uri=uri, name=name)
+    return Asset(uri=uri)
 
 
 def kafka_client_config(hook: Any) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 
 from airflow_provider_logtap.compat import (
     DAG,
-    Asset,
     CronDataIntervalTimetable,
     Param,
     airflow_setting,
+    asset,
     import_string,
 )
 from airflow_provider_logtap.models import param_schema
@@ -54,7 +54,7 @@ def _load_operator(tap: Tap, **extra: Any) -> Any:
         kafka_config_id=tap.kafka_conn_id,
         map_index_template=PARTITION_LABEL,
         progress_seconds=tap.progress_seconds,
-        outlets=[Asset(uri=f"{target.asset_uri}/{tap.topic}", name=f"logtap_{tap.name}")],
+        outlets=[asset(f"{target.asset_uri}/{tap.topic}", f"logtap_{tap.name}")],
         **settings,
         **extra,
     )

