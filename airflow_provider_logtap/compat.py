@@ -63,6 +63,7 @@ __all__ = [
     "in_task_test",
     "kafka_client_config",
     "run_identity",
+    "variable_get",
 ]
 
 
@@ -71,6 +72,14 @@ def asset(uri: str, name: str) -> Asset:
     if AIRFLOW_V_3_0_PLUS:
         return Asset(uri=uri, name=name)
     return Asset(uri=uri)
+
+
+def variable_get(key: str, default: Any = None) -> Any:
+    """An Airflow Variable's value, or ``default`` when it does not exist: ``Variable.get(key, default=...)`` on
+    Airflow 3's Task SDK, ``default_var=`` on Airflow 2.x."""
+    if AIRFLOW_V_3_0_PLUS:
+        return Variable.get(key, default=default)
+    return Variable.get(key, default_var=default)  # type: ignore[call-arg]
 
 
 def kafka_client_config(hook: Any) -> dict[str, Any]:

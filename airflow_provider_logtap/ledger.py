@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from airflow_provider_logtap.compat import Variable
+from airflow_provider_logtap.compat import Variable, variable_get
 from airflow_provider_logtap.core.intervals import (
     CORE,
     WINDOW,
@@ -84,7 +84,7 @@ class _Variables:
     """Airflow Variables (the ledger's store inside a task; a task deletes through the Task SDK on Airflow 3)."""
 
     def get(self, key: str, default: Any = None) -> Any:
-        return Variable.get(key, default=default)
+        return variable_get(key, default)
 
     def set(self, key: str, value: str, description: str) -> None:
         Variable.set(key, value, description=description)

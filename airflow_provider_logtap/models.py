@@ -379,7 +379,10 @@ def check_setting(model: type[Settings], name: str, value: Any, *, owner: str) -
 def param_schema(model: type[BaseModel], name: str) -> dict[str, Any]:
     """The JSON schema of one field of ``model``, shaped as Airflow's trigger form reads ``Param`` s: simple
     ``type`` lists (``["null", "string"]`` for an optional string), ``enum``, ``pattern``, ``title``,
-    ``description``, ``examples``; without the default (a ``Param``'s first argument)."""
+    ``description``, ``examples``; without the default (a ``Param``'s first argument).
+
+    An array's ``examples`` are left out: both Airflow UIs read them as the array's only choices (a multi-select
+    of those values), and Airflow 2.11's form fails to render (HTTP 500) when such a field has no value yet."""
     schema = dict(model.model_json_schema(mode="validation")["properties"][name])
     schema.pop("default", None)
     schema.pop("fix", None)
@@ -398,4 +401,6 @@ def param_schema(model: type[BaseModel], name: str) -> dict[str, Any]:
         schema["type"] = sorted(set(kinds), key=lambda k: (k != "null", k))
     if "const" in schema:
         schema["enum"] = [schema.pop("const")]
+    if "array" in schema.get("type", ()):
+        schema.pop("examples", None)
     return schema

@@ -1,7 +1,9 @@
 """Take docs/replay-form.png: a running Airflow (PostgreSQL, DAG processor, API server) with the shipped DAGs,
-and the trigger form of logtap_replay opened in headless chromium (``dev/screenshots/shot.mjs``).
+and the trigger form of logtap_replay opened in headless chromium (``dev/screenshots/shot.mjs``). With
+``--airflow 2``, docs/replay-form-airflow2.png: the same form in Airflow 2.11's webserver (``.venv-airflow2``,
+``bash dev/install.sh --airflow2``), logged in as its admin user.
 
-    (cd dev/screenshots && npm ci) && .venv/bin/python dev/screenshots/replay_form.py
+    (cd dev/screenshots && npm ci) && .venv/bin/python dev/screenshots/replay_form.py [--airflow 2]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from devstack import postgres  # noqa: E402
 
 
 def main() -> int:
+    version = sys.argv[sys.argv.index("--airflow") + 1] if "--airflow" in sys.argv else "3"
     work = Path(tempfile.mkdtemp(prefix="logtap-shot-"))
     pg = postgres.start(work / "pg")
     try:
@@ -30,7 +33,10 @@ def main() -> int:
             s3_endpoint="http://127.0.0.1:9",
             taps_file=ROOT / "dags" / "logtap_taps.yaml",
             database_url=pg.info["url"],
+            version=version,
         )
+        if version == "2":
+            airflow.run("dags", "reserialize")  # the webserver shows the DAGs of the metadata DB
         airflow.start_components("api-server", "dag-processor")
         try:
             deadline = time.monotonic() + 180
@@ -42,10 +48,12 @@ def main() -> int:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(2)
-            out = ROOT / "docs" / "replay-form.png"
+            out = ROOT / "docs" / ("replay-form-airflow2.png" if version == "2" else "replay-form.png")
             out.parent.mkdir(exist_ok=True)
             subprocess.run(
-                ["node", "shot.mjs", airflow.api_url, str(out)], check=True, cwd=Path(__file__).parent
+                ["node", "shot.mjs", airflow.api_url, str(out), version],
+                check=True,
+                cwd=Path(__file__).parent,
             )
             print(f"wrote {out}")
         finally:

@@ -117,3 +117,23 @@ def test_names_from_any_run_id_are_safe_segments(run_id: str) -> None:
         assert not any(c.isascii() and c.isalnum() for c in run_id)
         return
     assert REPLAY_NAME.match(name)
+
+
+def test_the_form_schema_offers_no_fixed_choices_for_free_form_lists() -> None:
+    """Airflow's trigger forms (2.11's and 3.x's) read an array's ``examples`` as its only choices, and 2.11's
+    fails to render (HTTP 500) a multi-select with no value: the example stays in the description."""
+    from airflow_provider_logtap.models import param_schema
+    from airflow_provider_logtap.replay import ReplayForm
+
+    arrays = {
+        name: param_schema(ReplayForm, info.alias or name)
+        for name, info in ReplayForm.model_fields.items()
+        if "array" in param_schema(ReplayForm, info.alias or name)["type"]
+    }
+    assert "overwrite_partitions" in arrays
+    for name, schema in arrays.items():
+        assert "examples" not in schema, name
+    assert "dt=2015-10-28" in arrays["overwrite_partitions"]["description"]
+    assert param_schema(ReplayForm, "target_name")["examples"] == [
+        "regex-fix-2026-11-25"
+    ]  # strings keep theirs
