@@ -24,7 +24,6 @@ from airflow_provider_logtap.operators.target import KafkaToTargetOperator
 from airflow_provider_logtap.replay import ReplayForm
 from airflow_provider_logtap.sensors.kafka import (
     KafkaBacklogSensor,
-    KafkaIntervalCompleteSensor,
     KafkaRetentionRiskCheckOperator,
 )
 from airflow_provider_logtap.taps import DEFAULT_START, TAPS_FILE_ENV, Tap
@@ -165,20 +164,14 @@ def interval_dag(tap: Tap) -> DAG:
             "`[data_interval_start, data_interval_end)` to offsets by a robust clock of the Kafka timestamps "
             f"(records up to {tap.max_disorder_seconds}s out of order land in the interval of their own time; "
             "recorded in the plan ledger, Admin > Variables `logtap/...`), **load** one mapped task per unit "
-            "(zone, core, zone per partition), counting records stamped outside the interval. Backfill with "
-            f"`airflow backfill create --dag-id {tap.dag_id} --from-date ... --to-date ...`; a re-run reuses "
-            "the recorded plan."
+            "(zone, core, zone per partition), counting records stamped outside the interval. **plan** first waits "
+            "until the interval can be complete. Backfill with "
+            f"`airflow backfill create --dag-id {tap.dag_id} --from-date ... --to-date ...` (Airflow 3) or "
+            f"`airflow dags backfill -s ... -e ... {tap.dag_id}` (Airflow 2); a re-run reuses the recorded plan."
         ),
     ) as dag:
-        wait = KafkaIntervalCompleteSensor(
-            task_id="wait_for_completeness",
-            topic=tap.topic,
-            lateness=max(tap.lateness_seconds, tap.max_disorder_seconds),  # the zone after the end exists
-            idle_grace=tap.idle_grace_seconds,
-            kafka_config_id=tap.kafka_conn_id,
-            **_sensor_mode(tap),
-            timeout=tap.completeness_timeout_seconds,
-        )
+        # The plan waits for the interval's completeness itself (no sensor task before it): Airflow 2's
+        # `airflow dags backfill` expands the mapped load only when the plan has no upstream task.
         plan = KafkaPlanIntervalOperator(
             task_id="plan",
             topic=tap.topic,
@@ -186,8 +179,12 @@ def interval_dag(tap: Tap) -> DAG:
             max_disorder=tap.max_disorder_seconds,
             ledger_horizon_days=tap.ledger_horizon_days,
             kafka_config_id=tap.kafka_conn_id,
+            wait_for_completeness=True,
+            lateness=max(tap.lateness_seconds, tap.max_disorder_seconds),  # the zone after the end exists
+            idle_grace=tap.idle_grace_seconds,
+            **_sensor_mode(tap),
+            timeout=tap.completeness_timeout_seconds,
         )
-        wait >> plan
         _load_operator(tap, max_out_of_place_ratio=tap.max_out_of_place_ratio).expand(
             offset_range=plan.output
         )

@@ -27,6 +27,7 @@ from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.kafka.reader import read_range
 from airflow_provider_logtap.ledger import DEFAULT_HORIZON_DAYS, PlanLedger, check_horizon
 from airflow_provider_logtap.operators._templating import check_unless_templated
+from airflow_provider_logtap.sensors.kafka import KafkaIntervalCompleteSensor
 
 PLAN_XCOM_KEY = "plan"
 
@@ -165,7 +166,7 @@ def _quiet(_line: str) -> None:
     pass
 
 
-class KafkaPlanIntervalOperator(BaseOperator):
+class KafkaPlanIntervalOperator(KafkaIntervalCompleteSensor):
     """Plan the units of a DAG run's data interval ``[interval_start, interval_end)`` (interval mode).
 
     Each partition's share of the interval is three units (see :mod:`airflow_provider_logtap.core.intervals`):
@@ -194,6 +195,13 @@ class KafkaPlanIntervalOperator(BaseOperator):
         the newest planned interval's end are deleted from the ledger when a plan is saved (``None``: keep
         every plan). Such intervals are no longer planned again (reload them with the logtap_replay DAG).
     :param kafka_config_id: the Kafka connection id.
+    :param wait_for_completeness: first wait, as :class:`~airflow_provider_logtap.sensors.kafka.
+        KafkaIntervalCompleteSensor` does (with its ``lateness``, ``idle_grace``, ``deferrable``, ``mode``,
+        ``poke_interval`` / ``poll_interval``, ``timeout`` and ``soft_fail``), until the interval can be
+        complete, then plan (default ``False``: plan at once, after a completeness sensor of the user's own).
+        The tap DAGs wait in the plan task itself: Airflow 2's ``airflow dags backfill`` expands a mapped
+        task only when its input comes from a task without upstream tasks (a plan after a separate sensor
+        left every backfilled run "deadlocked").
 
     Plans of one DAG run one at a time (``max_active_tis_per_dag=1`` by default): the ledger's index is read,
     changed and written back, and a backfill runs several intervals at once.
@@ -213,13 +221,14 @@ class KafkaPlanIntervalOperator(BaseOperator):
         max_disorder: timedelta | float = DEFAULT_MAX_DISORDER_SECONDS,
         ledger_horizon_days: float | None = DEFAULT_HORIZON_DAYS,
         kafka_config_id: str = "kafka_default",
+        wait_for_completeness: bool = False,
         **kwargs: Any,
     ) -> None:
         # The ledger's index is read, changed and written back: one plan of a DAG at a time, also when a
         # backfill runs several of its intervals at once (its own max_active_runs, not the DAG's).
         kwargs.setdefault("max_active_tis_per_dag", 1)
-        super().__init__(**kwargs)
-        self.topic = topic
+        super().__init__(topic=topic, interval_end=interval_end, kafka_config_id=kafka_config_id, **kwargs)
+        self.wait_for_completeness = wait_for_completeness
         self.ledger_horizon_days = check_horizon(ledger_horizon_days)
         self.interval_start = interval_start
         self.interval_end = interval_end
@@ -239,6 +248,16 @@ class KafkaPlanIntervalOperator(BaseOperator):
 
     @fail_without_retry
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        if self.wait_for_completeness:
+            super().execute(context)  # returns once complete; or reschedules, or defers to execute_complete
+        return self._plan(context)
+
+    @fail_without_retry
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        super().execute_complete(context, event)  # the deferred wait's outcome (a timeout raises)
+        return self._plan(context)
+
+    def _plan(self, context: Context) -> list[dict[str, Any]]:
         start_ms = parse_timestamp_ms(self.interval_start, "interval_start")
         end_ms = parse_timestamp_ms(self.interval_end, "interval_end")
         if end_ms <= start_ms:

@@ -185,3 +185,38 @@ def retention_check(topic: str, group: str, **options: Any) -> dict[str, Any]:
 
     op = KafkaRetentionRiskCheckOperator(task_id="retention_risk", topic=topic, group_id=group, **options)
     return op.execute({})  # type: ignore[arg-type]
+
+
+def test_the_interval_plan_waits_for_completeness_before_it_plans(
+    airflow_connections: None, kafka_bootstrap: str, topic_name: str
+) -> None:
+    """The tap DAGs' interval plan waits itself (no sensor task before it, for Airflow 2's backfill): while the
+    interval can still get records it defers to the completeness trigger and plans nothing; a timed-out wait
+    raises the sensor timeout, as the sensor does."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_provider_logtap.compat import AirflowSensorTimeout
+    from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator
+
+    create_topic(kafka_bootstrap, topic_name, partitions=1)
+    produce(kafka_bootstrap, topic_name, 0, [b"inside"], [NOW - HOUR // 2])
+    end = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(NOW / 1000))
+    plan = KafkaPlanIntervalOperator(
+        task_id="plan",
+        topic=topic_name,
+        interval_start="2000-01-01T00:00:00+00:00",
+        interval_end=end,
+        wait_for_completeness=True,
+        deferrable=True,
+        idle_grace=None,
+        timeout=60,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        plan.execute({"ti": None})  # type: ignore[arg-type]  # not ready: nothing is pushed, nothing planned
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.trigger.condition == "completeness"
+    with pytest.raises(AirflowSensorTimeout, match="not met within the sensor's timeout"):
+        plan.execute_complete({"ti": None}, {"status": "timeout", "reason": "no record after the end"})  # type: ignore[arg-type]
+    assert not KafkaPlanIntervalOperator(
+        task_id="p", topic=topic_name
+    ).wait_for_completeness  # users' default

@@ -95,5 +95,6 @@ def test_interval_mode_taps_get_a_data_interval_timetable(
     bag = dagbag()
     assert bag.import_errors == {}
     dag = bag.dags["logtap_hourly"]
-    assert {t.task_id for t in dag.tasks} == {"wait_for_completeness", "plan", "load"}
+    assert {t.task_id for t in dag.tasks} == {"plan", "load"}  # the plan waits for completeness itself
+    assert dag.get_task("plan").wait_for_completeness and not dag.get_task("plan").upstream_task_ids
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"

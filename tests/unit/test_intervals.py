@@ -464,6 +464,6 @@ def test_the_tap_options_and_the_interval_dag() -> None:
     # Group mode has no intervals: the disorder is not held against its schedule.
     assert parse_tap({**tap, "mode": "group", "max_disorder_seconds": 3000}).max_disorder_seconds == 3000
     dag = dag_for(parse_tap({**tap, "max_disorder_seconds": 600, "max_out_of_place_ratio": 0.01}))
-    assert dag.task_dict["wait_for_completeness"].lateness == 600  # the zone after the interval's end exists
+    assert dag.task_dict["plan"].lateness == 600  # the zone after the interval's end exists (the plan waits)
     assert dag.task_dict["plan"].max_disorder == 600
     assert dag.task_dict["load"].partial_kwargs["max_out_of_place_ratio"] == 0.01
