@@ -35,12 +35,14 @@ logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by their folder (``-m integration``, ``-m system``, ``-m "not system"``). Under
     ``pytest -n N --dist loadgroup`` (dev/test.sh), the tests of one Airflow installation run in one worker, one
-    after the other: they share its metadata DB and taps file."""
+    after the other: they share its metadata DB and taps file (one group per fixture and Airflow version)."""
     for item in items:
         kind = item.path.relative_to(ROOT / "tests").parts[0]
         if kind in ("integration", "system"):
             item.add_marker(getattr(pytest.mark, kind))
         for fixture in ("live_airflow", "airflow"):
             if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(fixture))
+                callspec = getattr(item, "callspec", None)
+                version = callspec.params.get(fixture, "3") if callspec else "3"
+                item.add_marker(pytest.mark.xdist_group(f"{fixture}{version}"))
                 break

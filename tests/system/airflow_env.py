@@ -1,9 +1,16 @@
-"""A real Airflow installation for system tests: its own AIRFLOW_HOME and metadata DB, real ``airflow`` commands."""
+"""A real Airflow installation for system tests: its own AIRFLOW_HOME and metadata DB, real ``airflow`` commands.
+
+Two installations are known: Airflow 3 (the test session's own environment, ``.venv``) and Airflow 2.11
+(``.venv-airflow2``, from ``dev/airflow2/uv.lock``, or ``$LOGTAP_AIRFLOW2_VENV``). The tests drive either by its
+``airflow`` command and its REST API; the differences between the two (component names, the API's version and
+authentication, CLI spellings) are kept here and in ``live.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -11,7 +18,20 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+# The ``bin`` directory of each Airflow installation, by major version.
+INSTALLATIONS = {
+    "3": Path(sys.executable).parent,
+    "2": Path(os.environ.get("LOGTAP_AIRFLOW2_VENV") or ROOT / ".venv-airflow2") / "bin",
+}
+ADMIN = (
+    "admin",
+    "admin",
+)  # Airflow 2's FAB user for the REST API (basic auth); Airflow 3 uses its simple auth
+
+
+def installed(version: str) -> bool:
+    return (INSTALLATIONS[version] / "airflow").exists()
+
 
 # Test-only failure injection through Airflow's own cluster-policy mechanism (airflow_local_settings.py in
 # $AIRFLOW_HOME/config): the task named by $LOGTAP_TEST_FAIL_TASK raises instead of running.
@@ -35,21 +55,34 @@ class AirflowEnv:
     env: dict[str, str] = field(default_factory=dict)
     services: list[Any] = field(default_factory=list)
     api_url: str = ""
+    version: str = "3"  # the major version of the installation: "3" or "2"
+    port: str = ""  # the API server's (3) or webserver's (2) port
+
+    @property
+    def airflow(self) -> str:
+        """The installation's ``airflow`` command."""
+        return str(INSTALLATIONS[self.version] / "airflow")
 
     def start_components(self, *components: str) -> None:
-        """Start ``airflow <component>`` processes (scheduler, dag-processor, triggerer, api-server)."""
+        """Start ``airflow <component>`` processes, named as Airflow 3 names them (scheduler, dag-processor,
+        triggerer, api-server). On Airflow 2 the API server is the webserver, and the scheduler parses the DAG
+        files itself (no standalone DAG processor)."""
         from devstack.process import spawn
 
         for component in components:
-            args = [AIRFLOW, component]
-            if component == "api-server":
-                args += ["--port", self.env["AIRFLOW__API__PORT"], "--host", "127.0.0.1"]
+            if self.version == "2" and component == "dag-processor":
+                continue
+            args = [self.airflow, component]
+            if component == "api-server" and self.version == "2":
+                args = [self.airflow, "webserver", "--port", self.port, "--hostname", "127.0.0.1"]
+            elif component == "api-server":
+                args += ["--port", self.port, "--host", "127.0.0.1"]
             service = spawn(
                 f"airflow-{component}", args, self.home / f"{component}.log", env=self.env, cwd=self.home
             )
             self.services.append(service)
             if component == "api-server":
-                service.wait_ready(lambda: _health(self.api_url), timeout=120)
+                service.wait_ready(lambda: _health(self.api_url, self.version), timeout=120)
             else:
                 service.wait_ready(
                     lambda s=service: s.alive() and bool(s.log_path.stat().st_size), timeout=60
@@ -71,7 +104,10 @@ class AirflowEnv:
         self.services.clear()
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        """A call to the REST API (``/api/v2/...``) with a token from ``/auth/token``."""
+        """A call to the REST API: ``/api/v2/...`` with a token from ``/auth/token`` (Airflow 3), or
+        ``/api/v1/...`` with basic auth (Airflow 2). The paths and payloads used here are the same in both."""
+        if self.version == "2":
+            return _request(method, f"{self.api_url}/api/v1{path}", body, basic=ADMIN)
         token = _request("GET", f"{self.api_url}/auth/token")["access_token"]
         return _request(method, f"{self.api_url}/api/v2{path}", body, token)
 
@@ -79,7 +115,7 @@ class AirflowEnv:
         self, *args: str, extra_env: dict[str, str] | None = None, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [AIRFLOW, *args],
+            [self.airflow, *args],
             env={**self.env, **(extra_env or {})},
             capture_output=True,
             text=True,
@@ -108,11 +144,12 @@ def make_airflow_env(
     database_url: str | None = None,
     dags_folder: Path = ROOT / "dags",
     dags_paused_at_creation: bool = False,
+    version: str = "3",
 ) -> AirflowEnv:
     """An Airflow home with logtap's connections; with ``database_url``, set up to run as a deployment does.
 
     New DAGs start unpaused there unless ``dags_paused_at_creation`` (Airflow's own default, ``[core]
-    dags_are_paused_at_creation = True``) is asked for.
+    dags_are_paused_at_creation = True``) is asked for. ``version`` picks the installation (``"3"``, ``"2"``).
     """
     home.mkdir(parents=True, exist_ok=True)
     (home / "config").mkdir(exist_ok=True)
@@ -137,7 +174,10 @@ def make_airflow_env(
             }
         ),
         "PYTHONWARNINGS": "ignore",
+        # The installation's own `airflow` first: the executors of both versions may start `airflow tasks run`.
+        "PATH": f"{INSTALLATIONS[version]}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+    port = ""
     if database_url:
         from devstack.process import free_port
 
@@ -147,30 +187,72 @@ def make_airflow_env(
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "8",
-                "AIRFLOW__API__PORT": port,
-                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             }
         )
+        if version == "2":
+            env.update(
+                {
+                    "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": port,
+                    "AIRFLOW__WEBSERVER__BASE_URL": f"http://127.0.0.1:{port}",
+                    "AIRFLOW__WEBSERVER__SECRET_KEY": "logtap-system-tests",
+                    "AIRFLOW__WEBSERVER__WORKERS": "1",
+                    "AIRFLOW__WEBSERVER__WORKER_REFRESH_BATCH_SIZE": "0",
+                    "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,"
+                    "airflow.api.auth.backend.session",
+                    "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+                }
+            )
+        else:
+            env.update(
+                {
+                    "AIRFLOW__API__PORT": port,
+                    "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                }
+            )
         if not dags_paused_at_creation:
             env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
     if webhdfs is not None:
-        host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
+        host, hdfs_port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
         env["AIRFLOW_CONN_WEBHDFS_DEFAULT"] = json.dumps(
-            {"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}
+            {"conn_type": "webhdfs", "host": host, "port": int(hdfs_port), "login": webhdfs["user"]}
         )
-    airflow = AirflowEnv(home=home, env=env)
+    if not installed(version):
+        raise AssertionError(
+            f"no Airflow {version} installation at {INSTALLATIONS[version]}: run bash dev/install.sh"
+        )
+    airflow = AirflowEnv(home=home, env=env, version=version, port=port)
     if database_url:
-        airflow.api_url = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
+        airflow.api_url = f"http://127.0.0.1:{port}"
     airflow.run("db", "migrate")
+    if database_url and version == "2":
+        user, password = ADMIN
+        airflow.run(
+            "users", "create", "--role", "Admin", "--username", user, "--password", password,
+            "--firstname", "Ad", "--lastname", "Min", "--email", "admin@example.com",
+        )  # fmt: skip
     return airflow
 
 
-def _request(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
+LOG_LINE = re.compile(
+    r"^\[\d{4}-\d\d-\d\dT[^]]*\] \{"
+)  # an Airflow log line: "[2026-12-02T05:27:18.791+0000] {"
+
+
+def cli_json(stdout: str) -> Any:
+    """The JSON document of an ``airflow ... -o json`` command's output. Airflow 2 logs to stdout too (its
+    plugins' set-up at INFO, before the document): those lines are left out."""
+    return json.loads("\n".join(line for line in stdout.splitlines() if not LOG_LINE.match(line)))
+
+
+def _request(
+    method: str, url: str, body: Any = None, token: str | None = None, basic: tuple[str, str] | None = None
+) -> Any:
+    import base64
     import urllib.request
 
     data = None if body is None else json.dumps(body).encode()
@@ -178,10 +260,14 @@ def _request(method: str, url: str, body: Any = None, token: str | None = None) 
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    if basic:
+        req.add_header("Authorization", "Basic " + base64.b64encode(":".join(basic).encode()).decode())
     with urllib.request.urlopen(req, timeout=30) as resp:
         payload = resp.read()
     return json.loads(payload) if payload else None
 
 
-def _health(api_url: str) -> bool:
-    return bool(_request("GET", f"{api_url}/api/v2/monitor/health"))
+def _health(api_url: str, version: str) -> bool:
+    return bool(
+        _request("GET", f"{api_url}/health" if version == "2" else f"{api_url}/api/v2/monitor/health")
+    )

@@ -38,8 +38,18 @@ def running_airflow(root: Path, **settings: Any) -> Iterator[AirflowEnv]:
         pg.stop()
 
 
-def backfill(airflow: AirflowEnv, dag_id: str, start: datetime, end: datetime, *extra: str) -> Any:
-    """``airflow backfill create`` of ``[start, end]`` (logical dates), as the README shows it."""
+def backfill(airflow: AirflowEnv, dag_id: str, start: datetime, end: datetime, *, rerun: bool = False) -> Any:
+    """A backfill of the runs with logical dates in ``[start, end]``, with the installation's own command, as the
+    README shows it: ``airflow backfill create`` (Airflow 3: the scheduler runs it; see
+    :func:`wait_for_backfills`) or ``airflow dags backfill -s -e`` (Airflow 2: runs it to its end in the CLI's
+    process). ``rerun`` runs the runs that exist again: ``--reprocess-behavior completed`` (3),
+    ``--reset-dagruns --yes`` (2)."""
+    if airflow.version == "2":
+        again = ("--reset-dagruns", "--yes") if rerun else ()
+        return airflow.run(
+            "dags", "backfill", "-s", start.isoformat(), "-e", end.isoformat(), *again, dag_id, timeout=900
+        )
+    again = ("--reprocess-behavior", "completed") if rerun else ()
     return airflow.run(
         "backfill",
         "create",
@@ -49,7 +59,7 @@ def backfill(airflow: AirflowEnv, dag_id: str, start: datetime, end: datetime, *
         start.isoformat(),
         "--to-date",
         end.isoformat(),
-        *extra,
+        *again,
     )
 
 
@@ -66,8 +76,12 @@ def wait_for_dag(airflow: AirflowEnv, dag_id: str, timeout: float = 120) -> None
 
 
 def trigger(airflow: AirflowEnv, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-    """Trigger a run as the UI's form does (POST dagRuns with a conf); returns its run id."""
-    run = airflow.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+    """Trigger a run as the UI's form does (POST dagRuns with a conf); returns its run id. Airflow 3 asks for
+    the logical date (none: a run of now); Airflow 2 makes it the time of the request."""
+    body: dict[str, Any] = {"conf": conf or {}}
+    if airflow.version == "3":
+        body["logical_date"] = None
+    run = airflow.api("POST", f"/dags/{dag_id}/dagRuns", body)
     return str(run["dag_run_id"])
 
 
@@ -85,7 +99,8 @@ def wait_for_run(airflow: AirflowEnv, dag_id: str, run_id: str, timeout: float =
 
 
 def runs(airflow: AirflowEnv, dag_id: str) -> list[dict[str, Any]]:
-    return list(airflow.api("GET", f"/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date")["dag_runs"])
+    order = "execution_date" if airflow.version == "2" else "logical_date"
+    return list(airflow.api("GET", f"/dags/{dag_id}/dagRuns?limit=100&order_by={order}")["dag_runs"])
 
 
 def wait_for_all(airflow: AirflowEnv, dag_id: str, count: int, timeout: float = 600) -> list[dict[str, Any]]:
@@ -101,7 +116,8 @@ def wait_for_all(airflow: AirflowEnv, dag_id: str, count: int, timeout: float = 
 
 
 def wait_for_backfills(airflow: AirflowEnv, dag_id: str, timeout: float = 600) -> list[dict[str, Any]]:
-    """Until every backfill of ``dag_id`` is completed (one may run at a time per DAG)."""
+    """Until every backfill of ``dag_id`` is completed (one may run at a time per DAG). Airflow 3 only: an
+    Airflow 2 backfill has ended when its command returns."""
     deadline = time.monotonic() + timeout
     found: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
@@ -142,3 +158,25 @@ def lines_under(s3_client: Any, bucket: str, prefix: str) -> dict[int, list[byte
         body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
         out.setdefault(partition, []).extend(read_lines(body, "gzip"))
     return out
+
+
+def ui_page(airflow: AirflowEnv, path: str) -> str:
+    """A page of Airflow 2's webserver UI (server-rendered), fetched as a logged-in user (FAB's login form, with
+    its CSRF token). Airflow 3's UI renders its pages in the browser; there the REST API is what to check."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    from airflow_env import ADMIN
+
+    assert airflow.version == "2", "Airflow 3's UI pages are rendered by the browser"
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    login = opener.open(f"{airflow.api_url}/login/", timeout=30).read().decode()
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login)
+    assert match, "no CSRF token in the login form"
+    form = {"username": ADMIN[0], "password": ADMIN[1], "csrf_token": match.group(1)}
+    opener.open(f"{airflow.api_url}/login/", urllib.parse.urlencode(form).encode(), timeout=30).read()
+    with opener.open(f"{airflow.api_url}{path}", timeout=30) as page:
+        assert "/login" not in page.url, "not logged in"
+        return str(page.read().decode())

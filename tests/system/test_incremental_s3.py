@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import pytest
 from airflow_env import AirflowEnv
 from conftest import write_taps
 
@@ -83,6 +84,7 @@ def write_s3_tap(
     return f"logtap_{name}", f"logtap-{name}"
 
 
+@pytest.mark.airflow2
 def test_incremental_runs_retry_after_failure_exactly_once(
     airflow: AirflowEnv,
     kafka_bootstrap: str,

@@ -6,12 +6,14 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
 from airflow_env import AirflowEnv
 from conftest import write_taps
 
 PARTITIONS = 2
 
 
+@pytest.mark.airflow2
 def test_search_tap_indexes_every_line_once_across_runs_and_a_failure(
     airflow: AirflowEnv, kafka_bootstrap: str, opensearch_url: str, geoip_database: str, topic_name: str
 ) -> None:

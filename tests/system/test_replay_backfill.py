@@ -12,7 +12,7 @@ import pytest
 from airflow_env import AirflowEnv
 from conftest import write_taps
 from live import backfill as run_backfill
-from live import lines_under, trigger, wait_for_all, wait_for_backfills, wait_for_dag, wait_for_run
+from live import lines_under, trigger, ui_page, wait_for_all, wait_for_backfills, wait_for_dag, wait_for_run
 
 from airflow_provider_logtap.kafka.client import reader_config
 from airflow_provider_logtap.kafka.offsets import committed_offsets
@@ -48,6 +48,7 @@ def trigger_when_accepted(
             time.sleep(3)
 
 
+@pytest.mark.airflow2
 def test_replay_from_the_form_equals_the_live_load_and_leaves_it_alone(
     live_airflow: AirflowEnv, kafka_bootstrap: str, s3_client: Any, bucket: str, topic_name: str
 ) -> None:
@@ -77,6 +78,14 @@ def test_replay_from_the_form_equals_the_live_load_and_leaves_it_alone(
     loggen.produce(
         kafka_bootstrap, topic_name, loggen.generate(700, seed=32)
     )  # the live tap has not loaded these
+
+    if live_airflow.version == "2":
+        # Airflow 2's webserver renders the trigger form on the server: every field of the form is there.
+        from airflow_provider_logtap.replay import ReplayForm
+
+        form = ui_page(live_airflow, "/dags/logtap_replay/trigger")
+        for name, info in ReplayForm.model_fields.items():
+            assert f'id="element_{info.alias or name}"' in form, name
 
     # The form's default is a dry run: a click without unticking it writes nothing.
     default = {"tap": "live_s3", "from": "earliest", "to": "committed", "target_name": "by-default"}
@@ -120,6 +129,7 @@ def test_replay_from_the_form_equals_the_live_load_and_leaves_it_alone(
     assert group_state(kafka_bootstrap, "logtap-live_s3", topic_name, 3) == before
 
 
+@pytest.mark.airflow2
 def test_backfills_and_clears_load_exactly_the_records_of_their_days(
     live_airflow: AirflowEnv, kafka_bootstrap: str, s3_client: Any, bucket: str, topic_name: str
 ) -> None:
@@ -162,28 +172,55 @@ def test_backfills_and_clears_load_exactly_the_records_of_their_days(
     dag_id = "logtap_sys_daily"
     wait_for_dag(live_airflow, dag_id)
 
-    def backfill(*extra: str) -> None:
-        run_backfill(live_airflow, dag_id, today - 4 * day, today - 2 * day, *extra)
+    def backfill(
+        start: datetime = today - 4 * day, end: datetime = today - 2 * day, rerun: bool = False
+    ) -> None:
+        run_backfill(live_airflow, dag_id, start, end, rerun=rerun)
+        if live_airflow.version == "3":
+            wait_for_backfills(live_airflow, dag_id)
 
     def backfills() -> list[dict[str, Any]]:
         return [r for r in wait_for_all(live_airflow, dag_id, 1) if r["run_type"] == "backfill"]
 
+    def modified() -> dict[str, Any]:
+        pages = s3_client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"daily/{topic_name}/"
+        )
+        return {o["Key"]: o["LastModified"] for page in pages for o in page.get("Contents", ())}
+
     backfill()
-    wait_for_backfills(live_airflow, dag_id)
     first = backfills()
     assert [r["state"] for r in first] == ["success"] * 3
     loaded = lines_under(s3_client, bucket, f"daily/{topic_name}/")
     assert loaded == expected  # exactly the records of those three days, once each, in offset order
 
-    backfill("--reprocess-behavior", "completed")  # the same days again
-    wait_for_backfills(live_airflow, dag_id)
+    backfill()  # the same command again: the runs exist and are done
+    assert [r["state"] for r in backfills()] == ["success"] * 3
+    assert lines_under(s3_client, bucket, f"daily/{topic_name}/") == expected
+    backfill(rerun=True)  # the same days run again (--reprocess-behavior completed / --reset-dagruns)
     assert [r["state"] for r in backfills()] == ["success"] * 3  # the same three runs, run again
     assert lines_under(s3_client, bucket, f"daily/{topic_name}/") == expected
 
-    middle = (today - 3 * day).isoformat()
-    live_airflow.run("tasks", "clear", dag_id, "--start-date", middle, "--end-date", middle, "--yes")
+    before = modified()
+    time.sleep(1.1)  # S3's LastModified has whole seconds
+    middle = today - 3 * day
+    live_airflow.run(
+        "tasks",
+        "clear",
+        dag_id,
+        "--start-date",
+        middle.isoformat(),
+        "--end-date",
+        middle.isoformat(),
+        "--yes",
+    )
+    if live_airflow.version == "2":
+        backfill(middle, middle)  # Airflow 2's scheduler leaves backfill runs to the backfill command
     time.sleep(5)  # the cleared run is queued again; wait until it (and every other run) has finished
     assert all(r["state"] == "success" for r in wait_for_all(live_airflow, dag_id, 3))
-    assert lines_under(s3_client, bucket, f"daily/{topic_name}/") == expected
+    after = modified()
+    assert after.keys() == before.keys()  # the same offsets (objects are named by them)...
+    assert any(after[k] > before[k] for k in before), "the cleared interval was not loaded again"
+    assert lines_under(s3_client, bucket, f"daily/{topic_name}/") == expected  # ...each once
     keys = [v["key"] for v in live_airflow.api("GET", "/variables?limit=100")["variables"]]
     assert any(k.startswith(f"logtap/{dag_id}/") for k in keys), "the plans were not recorded in the ledger"

@@ -64,6 +64,7 @@ def test_a_sensor_timeout_skips_the_run(
     )
 
 
+@pytest.mark.airflow2
 def test_a_deferred_sensor_survives_a_triggerer_crash(
     live_airflow: AirflowEnv, kafka_bootstrap: str, s3_client: Any, bucket: str, topic_name: str
 ) -> None:

@@ -1,6 +1,8 @@
 """What a ``pip install`` user gets: the wheel built from this tree (through its sdist, as ``pip install`` from a
 source release builds it), installed with its ``hdfs`` and ``search`` extras into a fresh virtualenv, with the
-lock's versions and nothing of the repo on the path. Its ``logtap init-dags`` writes DAG files that a fresh
+lock's versions and nothing of the repo on the path: once into an Airflow 3 environment (``uv.lock``) and once
+into an Airflow 2.11 one (``dev/airflow2/uv.lock``, whose opensearch provider is the newest that supports 2.11).
+Its ``logtap init-dags`` writes DAG files that a fresh
 Airflow (SQLite) lists with no import errors, its provider is registered, and the wheel carries py.typed,
 LICENSE and the DAG files.
 
@@ -25,6 +27,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
+from airflow_env import cli_json
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -39,6 +42,7 @@ class Installed:
     wheel: Path
     venv: Path
     env: dict[str, str]
+    version: str  # the Airflow major version installed with it
     seconds: dict[str, float] = field(default_factory=dict)
 
     def bin(self, name: str) -> str:
@@ -60,8 +64,15 @@ class Installed:
         return proc
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+# The lock each install takes its versions from, by Airflow major version.
+LOCKS = {"3": ROOT, "2": ROOT / "dev" / "airflow2"}
+
+
+@pytest.fixture(scope="module", params=sorted(LOCKS, reverse=True), ids=lambda v: f"airflow{v}")
+def installed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Installed]:
+    version = str(request.param)
     uv = shutil.which("uv")
     assert uv, "uv is needed to build and install the wheel (dev/install.sh installs it)"
     work = tmp_path_factory.mktemp("wheel-install")
@@ -80,7 +91,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "PYTHONWARNINGS": "ignore",
     }
-    box = Installed(work=work, wheel=work, venv=venv, env=env)
+    box = Installed(work=work, wheel=work, venv=venv, env=env, version=version)
     uv_env = {**base_env}
 
     def uv_run(step: str, *args: str) -> None:
@@ -102,8 +113,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         "--all-extras",
         "--no-hashes",
         "--no-emit-project",
+        "--no-emit-package",
+        "airflow-provider-logtap",  # the Airflow 2.11 environment's own dependency on this tree
         "--project",
-        str(ROOT),
+        str(LOCKS[version]),
         "-o",
         str(constraints),
     )
@@ -178,16 +191,17 @@ def test_init_dags_gives_airflow_the_dags_of_the_starter_taps_file(installed: In
     taps = yaml.safe_load((dags / "logtap_taps.yaml").read_text())["taps"]
     expected = sorted(["logtap_replay", *(f"logtap_{t['name']}" for t in taps)])
 
-    providers = json.loads(installed.run(installed.bin("airflow"), "providers", "list", "-o", "json").stdout)
+    providers = cli_json(installed.run(installed.bin("airflow"), "providers", "list", "-o", "json").stdout)
     [logtap] = [p for p in providers if p["package_name"] == "airflow-provider-logtap"]
     assert logtap["version"] == PYPROJECT["version"]
 
     installed.run(installed.bin("airflow"), "db", "migrate", step="db migrate")
+    local = ("--local",) if installed.version == "3" else ()  # Airflow 2 lists the DAG files' DAGs anyway
     listed = installed.run(
-        installed.bin("airflow"), "dags", "list", "--local", "-o", "json", step="dags list"
+        installed.bin("airflow"), "dags", "list", *local, "-o", "json", step="dags list"
     ).stdout
-    errors = installed.run(installed.bin("airflow"), "dags", "list-import-errors", "--local", "-o", "json")
-    assert json.loads(errors.stdout) == []
-    dag_list = json.loads(listed)
+    errors = installed.run(installed.bin("airflow"), "dags", "list-import-errors", *local, "-o", "json")
+    assert cli_json(errors.stdout) == []
+    dag_list = cli_json(listed)
     assert sorted(d["dag_id"] for d in dag_list) == expected
     assert {Path(d["fileloc"]).parent for d in dag_list} == {dags}
