@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything, then run what CI runs: ruff, mypy (strict on the package), and every test
 # (unit, integration against real Kafka/S3 started by the fixtures, system runs of the shipped DAGs).
-# Extra arguments go to pytest, e.g. `bash dev/test.sh tests/unit`. Tests run in $LOGTAP_TEST_WORKERS (default 2)
+# Extra arguments go to pytest, e.g. `bash dev/test.sh tests/unit`. Tests run in $LOGTAP_TEST_WORKERS (default 3: the system tests spend much of their time waiting on Airflow)
 # pytest-xdist workers, each with its own services; the tests of one Airflow installation stay in one worker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,4 @@ export LOGTAP_REQUIRE_AIRFLOW2=1  # the system tests marked airflow2 run on Airf
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/python -m pytest -ra -n "${LOGTAP_TEST_WORKERS:-2}" --dist loadgroup --durations 15 "${@:-tests}"
+exec .venv/bin/python -m pytest -ra -n "${LOGTAP_TEST_WORKERS:-3}" --dist loadgroup --durations 15 "${@:-tests}"
