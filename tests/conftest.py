@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-# The real services (Kafka, S3, HDFS) as session fixtures, for the integration and system tests.
-pytest_plugins = ["services"]
+# The real services (Kafka, S3, HDFS) as session fixtures, for the integration and system tests; a StatsD socket.
+pytest_plugins = ["services", "statsd_helpers"]
 
 # Airflow reads its configuration at import: give the whole session a private home before anything imports it.
 if "AIRFLOW_HOME" not in os.environ or os.environ.get("LOGTAP_TEST_OWN_AIRFLOW_HOME", "1") == "1":

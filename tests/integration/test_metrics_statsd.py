@@ -9,11 +9,11 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kafka_helpers import create_topic, produce
+from statsd_helpers import received
 
 # Airflow's StatsD backend needs the statsd client (apache-airflow's "statsd" extra); without it Airflow falls
 # back to discarding every metric.
@@ -44,29 +44,6 @@ for sink in ("s3", "search"):
     incr("written", 39, **tags)
     incr("dead_letters", 0, **tags)  # zero: not sent
 """
-
-
-@pytest.fixture
-def statsd_server() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield sock
-    finally:
-        sock.close()
-
-
-def received(sock: socket.socket) -> list[str]:
-    """Every logtap StatsD line sent so far (one metric a datagram; a datagram may hold several lines);
-    Airflow's own metrics (``airflow.serde...``) left out."""
-    sock.settimeout(1.0)
-    lines: list[str] = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except TimeoutError:
-            return lines
-        lines += [line for line in data.decode().splitlines() if line.startswith("airflow.logtap")]
 
 
 def run_child(

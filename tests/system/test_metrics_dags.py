@@ -5,36 +5,14 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
 
 import pytest
 from airflow_env import AirflowEnv
 from conftest import write_taps
 from kafka_helpers import create_topic, produce
+from statsd_helpers import received
 
 pytest.importorskip("statsd", reason="Airflow's StatsD backend needs the statsd package")
-
-
-@pytest.fixture
-def statsd_server() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield sock
-    finally:
-        sock.close()
-
-
-def received(sock: socket.socket) -> list[str]:
-    """Every ``airflow.logtap.`` StatsD line received so far."""
-    sock.settimeout(1.0)
-    lines: list[str] = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except TimeoutError:
-            return lines
-        lines += [line for line in data.decode().splitlines() if line.startswith("airflow.logtap.")]
 
 
 @pytest.mark.airflow2
