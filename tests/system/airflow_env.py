@@ -88,6 +88,19 @@ class AirflowEnv:
                     lambda s=service: s.alive() and bool(s.log_path.stat().st_size), timeout=60
                 )
 
+    def register_dags(self) -> None:
+        """Record the DAG files' DAGs (and their datasets) in the metadata DB, as a scheduler's parsing does:
+        Airflow 2's ``airflow dags test`` does not (no run list, no dataset events without it); Airflow 3's does."""
+        if self.version == "2":
+            self.run("dags", "reserialize")
+
+    def run_ids(self, dag_id: str) -> list[str]:
+        """The DAG's run ids, oldest first (``airflow dags list-runs``; its DAG id is ``-d`` on Airflow 2)."""
+        args = ("-d", dag_id) if self.version == "2" else (dag_id,)
+        runs = cli_json(self.run("dags", "list-runs", *args, "-o", "json").stdout)
+        order = ("run_after", "logical_date", "execution_date")  # the run's date, as each version names it
+        return [r["run_id"] for r in sorted(runs, key=lambda r: next((r[k] for k in order if r.get(k)), ""))]
+
     def crash_component(self, component: str) -> None:
         """SIGKILL ``airflow <component>`` (its whole process group), as a lost machine would end it."""
         import os

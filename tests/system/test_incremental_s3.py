@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 
 import pytest
 from airflow_env import AirflowEnv
@@ -125,13 +124,6 @@ def test_incremental_runs_retry_after_failure_exactly_once(
     assert committed(kafka_bootstrap, group, topic_name) == {p: len(v) for p, v in sent.items()}
 
 
-def run_ids(airflow: AirflowEnv, dag_id: str) -> list[str]:
-    """The DAG's run ids, oldest first."""
-    out = airflow.run("dags", "list-runs", dag_id, "-o", "json").stdout
-    runs = json.loads(out[out.index("[") :])
-    return [r["run_id"] for r in sorted(runs, key=lambda r: r["run_after"] or r["logical_date"] or "")]
-
-
 def test_a_superseded_run_neither_writes_nor_commits(
     airflow: AirflowEnv, kafka_bootstrap: str, s3_client, bucket: str, topic_name: str
 ) -> None:  # type: ignore[no-untyped-def]
@@ -152,7 +144,7 @@ def test_a_superseded_run_neither_writes_nor_commits(
     airflow.run("dags", "test", dag_id, extra_env=fail_commit, check=False)
     produce(900, seed=12)
     airflow.run("dags", "test", dag_id, extra_env=fail_commit, check=False)
-    run_a, run_b = run_ids(airflow, dag_id)[-2:]
+    run_a, run_b = airflow.run_ids(dag_id)[-2:]
     assert committed(kafka_bootstrap, group, topic_name) == dict.fromkeys(
         range(PARTITIONS), 0
     )  # claims only: offsets unmoved

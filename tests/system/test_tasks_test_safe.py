@@ -8,6 +8,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from airflow_env import AirflowEnv
 from conftest import write_taps
 
@@ -32,12 +33,7 @@ def group_state(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int |
         consumer.close()
 
 
-def run_ids(airflow: AirflowEnv, dag_id: str) -> list[str]:
-    out = airflow.run("dags", "list-runs", dag_id, "-o", "json").stdout
-    runs = json.loads(out[out.index("[") :])
-    return [r["run_id"] for r in sorted(runs, key=lambda r: r["run_after"] or r["logical_date"] or "")]
-
-
+@pytest.mark.airflow2
 def test_tasks_test_of_plan_and_commit_leaves_the_group_alone_while_a_run_claims(
     airflow: AirflowEnv, kafka_bootstrap: str, bucket: str, topic_name: str
 ) -> None:
@@ -48,6 +44,7 @@ def test_tasks_test_of_plan_and_commit_leaves_the_group_alone_while_a_run_claims
         {"name": "sys_debug", "topic": topic_name, "target": {"type": "s3_archive", "bucket": bucket}},
     )
     dag_id, group = "logtap_sys_debug", "logtap-sys_debug"
+    airflow.register_dags()
     loggen.create_topic(kafka_bootstrap, topic_name, PARTITIONS)
     sent = dict.fromkeys(range(PARTITIONS), 0)
     for s in loggen.produce(kafka_bootstrap, topic_name, loggen.generate(1200, seed=5)):
@@ -55,7 +52,7 @@ def test_tasks_test_of_plan_and_commit_leaves_the_group_alone_while_a_run_claims
 
     # A run in flight: it planned (claimed) and loaded, its commit has not happened yet.
     airflow.run("dags", "test", dag_id, extra_env={"LOGTAP_TEST_FAIL_TASK": "commit"}, check=False)
-    run = run_ids(airflow, dag_id)[-1]
+    run = airflow.run_ids(dag_id)[-1]
     live = group_state(kafka_bootstrap, group, topic_name)
     held = {p: claims.Claim.decode(m) for p, (_o, m) in live.items()}
     assert all(c is not None and c.run == f"{dag_id}/{run}" and c.state == "planned" for c in held.values())
@@ -76,7 +73,7 @@ def test_tasks_test_of_plan_and_commit_leaves_the_group_alone_while_a_run_claims
 
     # A DAG run claims and commits as before (airflow dags test is a run, not a debugging session).
     airflow.run("dags", "test", dag_id)
-    newest = run_ids(airflow, dag_id)[-1]
+    newest = airflow.run_ids(dag_id)[-1]
     done = group_state(kafka_bootstrap, group, topic_name)
     assert {p: o for p, (o, _m) in done.items()} == sent
     assert all(
