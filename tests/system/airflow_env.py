@@ -215,6 +215,10 @@ def make_airflow_env(
                     "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,"
                     "airflow.api.auth.backend.session",
                     "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+                    # As the README advises Airflow 2 deployments that backfill: no "mini scheduler" in the task
+                    # process, which expands the mapped load at the same time as the backfill job does
+                    # (a PostgreSQL deadlock that fails the backfill command).
+                    "AIRFLOW__SCHEDULER__SCHEDULE_AFTER_TASK_EXECUTION": "False",
                 }
             )
         else:

@@ -53,7 +53,10 @@ def backfill(airflow: AirflowEnv, dag_id: str, start: datetime, end: datetime, *
             *resume[:-1], *(("--reset-dagruns", "--yes") if rerun else ()), dag_id, check=False
         )
         for _ in range(BACKFILL_ATTEMPTS - 1):
-            if not done.returncode or "BackfillJob is deadlocked" not in done.stdout + done.stderr:
+            output = done.stdout + done.stderr
+            if not done.returncode or not (
+                "BackfillJob is deadlocked" in output or "deadlock detected" in output
+            ):
                 break
             # Airflow 2's backfill job took the plan's new state from the DB before the executor's event for it,
             # and so never expanded the mapped load: as the README says, the same command again resumes the run
