@@ -231,11 +231,9 @@ class KafkaPlanIntervalOperator(KafkaIntervalCompleteSensor):
         self.wait_for_completeness = wait_for_completeness
         self.ledger_horizon_days = check_horizon(ledger_horizon_days)
         self.interval_start = interval_start
-        self.interval_end = interval_end
         self.ledger = ledger
         self.on_data_loss = on_data_loss
         self.max_disorder = max_disorder
-        self.kafka_config_id = kafka_config_id
         check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
         check_disorder(self._disorder_ms(), None)
 
