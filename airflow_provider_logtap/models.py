@@ -268,7 +268,8 @@ def _field_error(owner: type[BaseModel], info: FieldInfo | None, where: str, e: 
     leaf = where.rsplit(".", 1)[-1]
     cause = ctx.get("error")
     if kind == "value_error" and isinstance(cause, SettingError) and info is None:
-        where, leaf, info = f"{where}.{cause.setting}", cause.setting, owner.model_fields.get(cause.setting)
+        where = f"{where}.{cause.setting}" if where else cause.setting
+        leaf, info = cause.setting, owner.model_fields.get(cause.setting)
     label = getattr(owner, "kind_label", "settings")
     see = f"see {SETTINGS_DOC}#{_anchor(owner)}"
     expected = describe_type(info.annotation) if info is not None else ""

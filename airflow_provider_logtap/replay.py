@@ -17,7 +17,14 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 from pydantic import ConfigDict, Field
 
 from airflow_provider_logtap.core.partitions import PARTITION_PATH, PartitionTemplate
-from airflow_provider_logtap.core.ranges import TOPIC_RE, EndSpec, StartSpec, check_topic, parse_timestamp_ms
+from airflow_provider_logtap.core.ranges import (
+    TOPIC_RE,
+    EndSpec,
+    Plan,
+    StartSpec,
+    check_topic,
+    parse_timestamp_ms,
+)
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.models import Settings, build, checked, setting
 from airflow_provider_logtap.sinks.hdfs import check_partition_prefix
@@ -142,6 +149,27 @@ class ReplayRequest:
     @property
     def ends_at_committed(self) -> bool:
         return self.end is None
+
+
+#: The most offsets of one partition a replay reads in one run: each partition's range is one load task that
+#: reads it from start to end, so a larger one is refused with the split to ask for instead.
+MAX_REPLAY_OFFSETS = 1_000_000_000
+
+
+def check_replay_plan(plan: Plan, limit: int = MAX_REPLAY_OFFSETS) -> Plan:
+    """``plan`` if no range of it spans more than ``limit`` offsets, else the error naming the first split (the
+    sizes are differences of offsets: nothing is listed or read)."""
+    for rng in plan.ranges:
+        if rng.size > limit:
+            runs = -(-rng.size // limit)
+            raise ConfigurationError(
+                f"a replay must span at most {limit:,} offsets per partition (each partition's range is one "
+                f"load task). Got {rng}: {rng.size:,} offsets. Split it into {runs} replays by offsets, the first "
+                f'with from=offsets, from_offsets {{"{rng.partition}": {rng.start}}}, to=offsets, '
+                f'to_offsets {{"{rng.partition}": {rng.start + limit}}}, or narrow it with from_timestamp and '
+                "to_timestamp."
+            )
+    return plan
 
 
 def _spec_value(kind: str, offsets: Any, timestamp: Any, which: str) -> Any:

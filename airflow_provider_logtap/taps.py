@@ -108,7 +108,7 @@ class TapsFileError(ConfigurationError):
 
 
 def _name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise ConfigurationError(
             f"must be letters, digits, '_', '.', '-' (not starting with '.' or '-'), not {name!r}"
         )

@@ -17,7 +17,10 @@ from airflow_provider_logtap.errors import ConfigurationError
 
 OFFSET_DIGITS = 20
 _NAME_RE = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<start>\d{20})(?P<suffix>\..*)?$")
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9._=@+-]+$")
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._=@+-]+")
+#: Elasticsearch's and OpenSearch's longest index name, in bytes.
+INDEX_NAME_MAX_BYTES = 255
+_INDEX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 class ParsedName(NamedTuple):
@@ -53,22 +56,53 @@ def clean_prefix(prefix: str, name: str = "prefix") -> str:
         return ""
     segments = stripped.split("/")
     for segment in segments:
-        if segment in ("", ".", "..") or not _SAFE_SEGMENT.match(segment):
+        if segment in ("", ".", "..") or not _SAFE_SEGMENT.fullmatch(segment):
             raise ConfigurationError(
-                f"{name} {prefix!r} has an unsafe segment {segment!r}: use letters, digits and ._=@+- "
-                "separated by single '/', with no '.' or '..' segments and no wildcards."
+                f"{name} must be letters, digits and ._=@+- separated by single '/', with no '.' or '..' "
+                f"segments and no wildcards: {segment!r} is an unsafe segment. Got {prefix!r}"
             )
     return "/".join(segments)
 
 
+def clean_relative(prefix: str, name: str = "prefix") -> str:
+    """:func:`clean_prefix` of a prefix that must be relative (an S3 key prefix: keys never start with '/')."""
+    if isinstance(prefix, str) and prefix.startswith("/"):
+        raise ConfigurationError(
+            f"{name} must be relative, like {prefix.strip('/') or 'archive/raw'!r} (keys do not start with '/'). "
+            f"Got {prefix!r}"
+        )
+    return clean_prefix(prefix, name)
+
+
 def clean_base(base: str) -> str:
     """An absolute HDFS base path (``/data/weblogs``) without ``..``, wildcards or odd characters."""
-    if not isinstance(base, str) or not base.startswith("/"):
-        raise ConfigurationError(f"HDFS base path must be absolute, like '/data/logs'. Got {base!r}")
+    if not isinstance(base, str) or not base.startswith("/") or base.startswith("//"):
+        raise ConfigurationError(
+            f"HDFS base path must be absolute, like '/data/logs' (one leading '/': '//x' names a host). "
+            f"Got {base!r}"
+        )
     rest = clean_prefix(base, "HDFS base path")
     if not rest:
         raise ConfigurationError("HDFS base path must not be '/' itself: give logtap a directory of its own")
     return "/" + rest
+
+
+def check_index_name(name: str, what: str = "index name") -> str:
+    """``name`` if Elasticsearch and OpenSearch accept it as an index (or alias, or prefix of one) that logtap
+    makes: lower-case letters, digits, '-', '_' and '.', not starting with '-', '_', '.' or '+', at most
+    :data:`INDEX_NAME_MAX_BYTES` bytes. Stricter than the servers (no ':', '#', non-ASCII), so that every name
+    also stays a plain path segment and pattern literal; the one rule of the search target's names."""
+    if not isinstance(name, str) or not name or not set(name) <= _INDEX_CHARS or name[0] in "-_.+":
+        raise ConfigurationError(
+            f"{what} must be lower-case letters, digits, '-', '_' or '.', not starting with '-', '_' or '.'. "
+            f"Got {name!r}"
+        )
+    if len(name.encode()) > INDEX_NAME_MAX_BYTES:
+        raise ConfigurationError(
+            f"{what} must be at most {INDEX_NAME_MAX_BYTES} bytes (Elasticsearch's and OpenSearch's limit); "
+            f"shorten it by {len(name.encode()) - INDEX_NAME_MAX_BYTES}. Got {name!r}"
+        )
+    return name
 
 
 def partition_dir(prefix: str, topic: str, partition: int) -> str:

@@ -53,7 +53,7 @@ def check_template(template: str) -> str:
         )
     for segment in template.strip("/").split("/"):
         literal = re.sub(r"%.", "0", segment)
-        if segment in (".", "..") or not literal or not _SAFE.match(literal):
+        if segment in (".", "..") or not literal or not _SAFE.fullmatch(literal):
             raise ConfigurationError(
                 f"partition template {template!r} has an unsafe segment {segment!r}: use letters, digits, "
                 "._=+- and the date fields, separated by single '/'"

@@ -21,14 +21,19 @@ ON_DATA_LOSS: tuple[str, ...] = get_args(OnDataLoss)
 
 
 def check_topic(topic: object) -> str:
-    if not isinstance(topic, str) or not TOPIC_RE.match(topic) or topic in (".", ".."):
+    if not isinstance(topic, str) or not TOPIC_RE.fullmatch(topic) or topic in (".", ".."):
         raise ConfigurationError(f"topic must be a Kafka topic name (1-249 of [A-Za-z0-9._-]). Got {topic!r}")
     return topic
 
 
-def _check_int(name: str, value: object, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}. Got {value!r}")
+#: Kafka's largest offset (an int64) and partition number (an int32).
+MAX_OFFSET = 2**63 - 1
+MAX_PARTITION = 2**31 - 1
+
+
+def _check_int(name: str, value: object, minimum: int = 0, maximum: int = MAX_OFFSET) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ConfigurationError(f"{name} must be an integer >= {minimum} and <= {maximum}. Got {value!r}")
     return value
 
 
@@ -47,7 +52,7 @@ class OffsetRange:
 
     def __post_init__(self) -> None:
         check_topic(self.topic)
-        _check_int("partition", self.partition)
+        _check_int("partition", self.partition, maximum=MAX_PARTITION)
         _check_int("start", self.start)
         _check_int("end", self.end)
         if self.end < self.start:
@@ -120,7 +125,7 @@ def _offsets_map(value: object, name: str) -> dict[int, int]:
             partition = int(key)
         except (TypeError, ValueError):
             raise ConfigurationError(f"{name}: partition {key!r} is not an integer") from None
-        out[_check_int(f"{name}[{partition}] partition", partition)] = _check_int(
+        out[_check_int(f"{name}: partition {partition}", partition, maximum=MAX_PARTITION)] = _check_int(
             f"{name}[{partition}]", offset
         )
     return out

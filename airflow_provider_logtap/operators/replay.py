@@ -18,7 +18,7 @@ from airflow_provider_logtap.core.ranges import EndSpec, Plan
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.ledger import PlanLedger
-from airflow_provider_logtap.replay import ReplayRequest, parse_request
+from airflow_provider_logtap.replay import ReplayRequest, check_replay_plan, parse_request
 from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink
 from airflow_provider_logtap.taps import HdfsEventTimeTarget, Tap
 from airflow_provider_logtap.targets import build_sink, target_to_dict
@@ -80,7 +80,7 @@ class KafkaReplayPlanOperator(BaseOperator):
         plan = hook.plan(
             topic=request.topic, start=request.start, end=end, on_data_loss=request.tap.on_data_loss
         )
-        return self._aligned(plan, request) if request.overwrite else plan
+        return check_replay_plan(self._aligned(plan, request) if request.overwrite else plan)
 
     def _aligned(self, plan: Plan, request: ReplayRequest) -> Plan:
         """A partition rebuild replaces whole recorded writes: each range starts where the live write holding

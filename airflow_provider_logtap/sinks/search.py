@@ -28,15 +28,15 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import IO, Any, Protocol
 
+from airflow_provider_logtap.core import naming
 from airflow_provider_logtap.core.accesslog import AccessLogParser
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
 from airflow_provider_logtap.core.ranges import OffsetRange
-from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError, LogtapError
+from airflow_provider_logtap.errors import BadLineRatioError, LogtapError
 from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
-_INDEX_NAME = set("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 class SearchClient(Protocol):
@@ -49,12 +49,7 @@ class SearchClient(Protocol):
 
 def check_index_prefix(prefix: str) -> str:
     """A lower-case index name prefix without wildcards, commas or other characters indices may not have."""
-    if not isinstance(prefix, str) or not prefix or not set(prefix) <= _INDEX_NAME or prefix[0] in "-_.+":
-        raise ConfigurationError(
-            f"index_prefix must be lower-case letters, digits, '-', '_' or '.', not starting with '-', '_' or "
-            f"'.'. Got {prefix!r}"
-        )
-    return prefix
+    return naming.check_index_name(prefix, "index_prefix")
 
 
 #: Above the built-in templates of Elasticsearch (``logs-*-*`` etc. at 100-ish), which would otherwise turn a

@@ -87,7 +87,7 @@ def relocated(target: TargetModel, name: str) -> TargetModel:
 
 def check_replay_name(name: str) -> str:
     """``name`` if it is a replay target name (:data:`REPLAY_NAME`), else the error."""
-    if not isinstance(name, str) or not REPLAY_NAME.match(name):
+    if not isinstance(name, str) or not REPLAY_NAME.fullmatch(name):
         raise ConfigurationError(
             f"target_name must be 1-64 letters, digits, '_' or '-' (starting with a letter or digit). Got {name!r}"
         )

@@ -19,7 +19,7 @@ def check_bucket(name: str) -> str:
 
 
 def _prefix(prefix: str) -> str:
-    return naming.clean_prefix(prefix, "prefix")
+    return naming.clean_relative(prefix, "prefix")
 
 
 class S3ArchiveTarget(TargetModel, Codec):

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
+from pydantic import model_validator
+
+from airflow_provider_logtap.core import naming
 from airflow_provider_logtap.core.accesslog import AccessLogParser, LogFormat
 from airflow_provider_logtap.core.eventtime import TimeFormat
 from airflow_provider_logtap.errors import ConfigurationError
-from airflow_provider_logtap.models import checked, setting
+from airflow_provider_logtap.models import SettingError, checked, setting
 from airflow_provider_logtap.sinks.base import Sink
-from airflow_provider_logtap.sinks.search import SearchClient, check_index_prefix, replay_prefix
+from airflow_provider_logtap.sinks.search import (
+    DEAD_LETTER_SUFFIX,
+    REPLAY_INFIX,
+    SearchClient,
+    check_index_prefix,
+    index_names,
+    replay_prefix,
+)
 from airflow_provider_logtap.targets.base import BadLines, EventTime, TargetModel
 
 
@@ -42,6 +53,17 @@ class SearchTarget(TargetModel, EventTime, BadLines):
     )
     bulk_docs: int = setting(5000, description="Documents per bulk request.", ge=1)
 
+    @model_validator(mode="after")
+    def _names(self) -> SearchTarget:
+        """Every index name the target makes is one the servers accept (:func:`naming.check_index_name`): the
+        dead letters' and the daily indices' of any event time (with what the date format writes)."""
+        dead = index_names(self.index_prefix)["dead_letter"]
+        _index_name("index_prefix", dead, "its dead-letter index")
+        for day in _SAMPLE_DAYS:
+            daily = f"{self.index_prefix}{_daily_suffix(day, self.index_date_format)}"
+            _index_name("index_date_format", daily, f"the daily index of {day:%Y-%m-%d}")
+        return self
+
     @property
     def asset_uri(self) -> str:
         return f"search://{self.search_conn_id}/{self.index_prefix}"
@@ -63,7 +85,34 @@ class SearchTarget(TargetModel, EventTime, BadLines):
         )
 
     def relocated(self, name: str) -> SearchTarget:
+        prefix = f"{self.index_prefix}{REPLAY_INFIX}{name.lower()}"
+        suffix = max(
+            len(DEAD_LETTER_SUFFIX), *(len(_daily_suffix(d, self.index_date_format)) for d in _SAMPLE_DAYS)
+        )
+        over = len(prefix.encode()) + suffix - naming.INDEX_NAME_MAX_BYTES
+        if over > 0:
+            raise ConfigurationError(
+                f"target_name must be at most {len(name) - over} characters for tap index_prefix "
+                f"{self.index_prefix!r}: the replay's indices {prefix}-* must stay within "
+                f"{naming.INDEX_NAME_MAX_BYTES} bytes. Got {name!r}"
+            )
         return self.replaced(index_prefix=replay_prefix(self.index_prefix, name))
+
+
+#: Days whose daily index names show what a date format writes: every month and weekday, short and long years.
+_SAMPLE_DAYS = tuple(datetime(y, m, d) for y in (1000, 2026, 9999) for m in range(1, 13) for d in (1, 12, 28))
+
+
+def _daily_suffix(day: datetime, date_format: str) -> str:
+    """What the sink appends to the prefix for the daily index of ``day`` (lower-cased, as it does)."""
+    return f"-{day.strftime(date_format)}".lower()
+
+
+def _index_name(setting: str, name: str, what: str) -> None:
+    try:
+        naming.check_index_name(name, what)
+    except ConfigurationError as exc:
+        raise SettingError(setting, str(exc)) from None
 
 
 def _geoip(path: str | None) -> Any:
