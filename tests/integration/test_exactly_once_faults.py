@@ -1,0 +1,50 @@
+"""Exactly once under faults (issue 13), the CI profile: a fixed-seed sequence of the DAGs' tasks over the real
+services, with faults injected into the sinks' clients, the commit and the load's process (kill -9); after every
+step every target holds each offset once (see ``tests/fault_model.py``; the long profile is
+``bench/exactly_once.py``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pytest
+from fault_model import Sequence, Services, Stats, connection_env, quiet_clients, variables_in_memory
+
+SEED = 20261202
+STEPS = 10
+
+
+@pytest.fixture
+def services(
+    kafka_bootstrap: str,
+    s3_endpoint: str,
+    webhdfs: dict[str, str],
+    opensearch_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Services:
+    found = Services(kafka_bootstrap, s3_endpoint, webhdfs["url"], webhdfs["user"], opensearch_url)
+    for key, value in connection_env(found).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AIRFLOW_TEST_MODE", raising=False)
+    monkeypatch.delenv("LOGTAP_GEOIP_DB", raising=False)
+    return found
+
+
+def test_a_fixed_seed_sequence_of_runs_clears_retries_replays_and_faults_keeps_every_offset_once(
+    services: Services, capsys: Any
+) -> None:
+    stats = Stats()
+    began = time.monotonic()
+    with variables_in_memory(), quiet_clients():
+        Sequence(services, SEED, stats, log=lambda line: None).run(STEPS, full_every=4, cover=True)
+    with capsys.disabled():
+        print(f"\nexactly once under faults, seed {SEED}: {stats.line()} in {time.monotonic() - began:.0f}s")
+    assert stats.duplicates == 0 and stats.losses == 0
+    assert sum(stats.faults.values()) >= 10 and stats.faults["kill9"] >= 1, stats.faults
+    kinds = {k.split(":")[0] for k in stats.faults}
+    assert {"s3_archive", "hdfs_raw", "search", "commit", "kill9"} <= kinds, stats.faults
+    assert stats.steps["covered"] == 1 and sum(stats.steps.values()) == STEPS + 1, stats.steps
+    assert stats.offsets_checked > 0 and stats.checks >= STEPS
+    assert os.environ.get("AIRFLOW_TEST_MODE") is None
