@@ -9,9 +9,12 @@ earlier, different attempt left inside the range, so the prefix never holds an o
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from airflow_provider_logtap.core import naming
@@ -25,9 +28,27 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 _PARTS_IN_FLIGHT = 2
 
+log = logging.getLogger(__name__)
+
 
 class StaleObjectConflict(LogtapError):
     """Objects of an earlier write cover offsets that are no longer in Kafka; they were kept."""
+
+
+class S3WriteError(LogtapError):
+    """S3 kept failing after the client's retries; nothing of the failed object is visible (Airflow's task
+    retry, or the next run, writes the range again)."""
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    return str((response or {}).get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def multipart_etag(part_etags: Iterable[str]) -> str:
+    """The ETag S3 gives an object completed from parts with these ETags: the MD5 of their MD5s, ``-<n>``."""
+    digests = [bytes.fromhex(e.strip('"')) for e in part_etags]
+    return f'"{hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"'
 
 
 class _StreamingUpload:
@@ -86,26 +107,63 @@ class _StreamingUpload:
             if self.buffer:
                 self._send(bytes(self.buffer))
             parts = [p.result() for p in self.parts]
-            self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
-            )
-            self.client.copy_object(
-                Bucket=self.bucket,
-                Key=self.key,
-                CopySource={"Bucket": self.bucket, "Key": self.key},
-                Metadata=metadata,
-                MetadataDirective="REPLACE",
-                ContentType=self.content_type,
-            )
+            self._complete(parts)
+            try:
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    CopySource={"Bucket": self.bucket, "Key": self.key},
+                    Metadata=metadata,
+                    MetadataDirective="REPLACE",
+                    ContentType=self.content_type,
+                )
+            except BaseException:
+                # Complete, but without its final metadata: not left as if it were finished.
+                with contextlib.suppress(Exception):
+                    self.client.delete_object(Bucket=self.bucket, Key=self.key)
+                raise
         self.buffer = bytearray()
         self.finished = True
 
+    def _complete(self, parts: list[dict[str, Any]]) -> None:
+        """Complete the upload. A retried complete whose first attempt did complete (its answer was lost)
+        finds the upload gone: the object is there with the ETag of exactly these parts, then it is done."""
+        self.upload_id, upload_id = None, self.upload_id
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except Exception as exc:
+            if _error_code(exc) != "NoSuchUpload":
+                self.upload_id = upload_id
+                raise
+            expected = multipart_etag(p["ETag"] for p in parts)
+            try:
+                found = self.client.head_object(Bucket=self.bucket, Key=self.key).get("ETag")
+            except Exception:
+                found = None
+            if found != expected:
+                raise
+
     def close(self) -> None:
+        """Abort an unfinished upload: parts not started are cancelled, those in flight waited for (a part
+        that lands after the abort would keep the upload alive), then the upload is aborted. A failed abort
+        is logged, not raised (the error being handled is the one to see); the next write of the range aborts
+        what is left (see :meth:`S3ArchiveSink.abort_orphans`)."""
         if self.finished or self.upload_id is None:
             return
         for part in self.parts:
             part.cancel()
-        self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+        wait(self.parts)
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+        except Exception as exc:
+            log.warning(
+                "could not abort the multipart upload of s3://%s/%s (%s); the next write of its range aborts it",
+                self.bucket,
+                self.key,
+                exc,
+            )
         self.upload_id = None
 
 
@@ -153,22 +211,23 @@ class S3ArchiveSink:
         lost: list[OffsetRange] = []
         chunks: list[Chunk] = []
         keys: list[str] = []
-        with ThreadPoolExecutor(max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="logtap-s3") as uploads:
-
-            def output(start: int) -> _StreamingUpload:
-                key = self.key(rng.topic, rng.partition, start)
-                return _StreamingUpload(
-                    self.client, self.bucket, key, self.format.content_type, uploads, self.part_size
-                )
-
-            for chunk, upload in archive_chunks(rng, track_lost(batches, lost), self.format, output):
-                metadata = chunk.metadata()
-                if self.run:
-                    metadata["logtap-run"] = self.run
-                upload.finish(metadata)
-                chunks.append(chunk)
-                keys.append(upload.key)
-        removed = self._remove_stale(rng, set(keys), lost)
+        try:
+            self.abort_orphans(rng)
+            self._upload(rng, batches, lost, chunks, keys)
+            removed = self._remove_stale(rng, set(keys), lost)
+        except S3WriteError:
+            raise
+        except Exception as exc:
+            if not _is_client_error(exc):
+                raise
+            endpoint = getattr(getattr(self.client, "meta", None), "endpoint_url", "S3")
+            raise S3WriteError(
+                f"{rng}: writing to s3://{self.bucket} at {endpoint} failed after the client's retries: {exc}. "
+                "Nothing partial of it is visible (an unfinished upload was aborted). If S3 is only busy or "
+                "down for a while, the task's retry writes the range again; if it persists, check the "
+                "endpoint, the credentials and the bucket, or give the connection's extra config_kwargs more "
+                'retries (e.g. {"retries": {"mode": "standard", "max_attempts": 10}}).'
+            ) from exc
         counts = {
             "tombstones": sum(c.tombstones for c in chunks),
             "invalid_utf8": sum(c.invalid_utf8 for c in chunks),
@@ -188,6 +247,70 @@ class S3ArchiveSink:
             counts=counts,
             seconds=time.monotonic() - began,
         )
+
+    def _upload(
+        self,
+        rng: OffsetRange,
+        batches: Iterable[RecordBatch],
+        lost: list[OffsetRange],
+        chunks: list[Chunk],
+        keys: list[str],
+    ) -> None:
+        with ThreadPoolExecutor(max_workers=_PARTS_IN_FLIGHT, thread_name_prefix="logtap-s3") as uploads:
+
+            def output(start: int) -> _StreamingUpload:
+                key = self.key(rng.topic, rng.partition, start)
+                return _StreamingUpload(
+                    self.client, self.bucket, key, self.format.content_type, uploads, self.part_size
+                )
+
+            for chunk, upload in archive_chunks(rng, track_lost(batches, lost), self.format, output):
+                metadata = chunk.metadata()
+                if self.run:
+                    metadata["logtap-run"] = self.run
+                try:
+                    upload.finish(metadata)
+                except BaseException:
+                    upload.close()
+                    raise
+                chunks.append(chunk)
+                keys.append(upload.key)
+
+    def abort_orphans(self, rng: OffsetRange) -> list[str]:
+        """Abort the multipart uploads an earlier attempt of this range left unfinished (it was killed, or
+        S3 refused its abort): their keys start inside the range. Returns those keys. Without the permission
+        ``s3:ListBucketMultipartUploads`` this is skipped with a warning (a lifecycle rule
+        ``AbortIncompleteMultipartUpload`` on the bucket then cleans such uploads up)."""
+        directory = naming.partition_dir(self.prefix, rng.topic, rng.partition) + "/"
+        aborted: list[str] = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            uploads = [
+                u
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=directory)
+                for u in page.get("Uploads", ())
+            ]
+        except Exception as exc:
+            if _error_code(exc) != "AccessDenied":
+                raise
+            log.warning(
+                "s3://%s: may not list multipart uploads (%s); uploads an earlier attempt left unfinished are "
+                "not aborted. Grant s3:ListBucketMultipartUploads or give the bucket a lifecycle rule "
+                "AbortIncompleteMultipartUpload.",
+                self.bucket,
+                exc,
+            )
+            return aborted
+        for upload in uploads:
+            parsed = naming.parse_file_name(upload["Key"])
+            if parsed is None or parsed.topic != rng.topic or parsed.partition != rng.partition:
+                continue
+            if parsed.start in rng:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted.append(upload["Key"])
+        return aborted
 
     def existing(self, rng: OffsetRange) -> Iterator[tuple[str, int]]:
         """``(key, start)`` of the archive objects whose start lies in ``rng``, in offset order."""
@@ -224,3 +347,8 @@ class S3ArchiveSink:
                 "was just written. Inspect them and delete by hand the ones this write now covers."
             )
         return doomed
+
+
+def _is_client_error(exc: BaseException) -> bool:
+    """A botocore error: the service's answer (after retries) or the connection to it."""
+    return type(exc).__module__.startswith(("botocore.", "boto3.", "urllib3."))

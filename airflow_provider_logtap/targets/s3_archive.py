@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from airflow_provider_logtap.core import naming
 from airflow_provider_logtap.errors import ConfigurationError
@@ -22,6 +22,30 @@ def _prefix(prefix: str) -> str:
     return naming.clean_relative(prefix, "prefix")
 
 
+#: botocore settings of the archive's S3 client unless the connection's ``config_kwargs`` set them: the
+#: "standard" retry mode (exponential backoff with jitter, at most 20 s between attempts; 500/502/503/504,
+#: throttling such as 503 SlowDown, dropped connections and timeouts are retried) with 6 attempts in all, and
+#: bounded connect/read timeouts, so a store that keeps failing fails the write within a few minutes.
+S3_CLIENT_DEFAULTS: dict[str, Any] = {
+    "retries": {"mode": "standard", "max_attempts": 6},
+    "connect_timeout": 10,
+    "read_timeout": 60,
+}
+
+
+def s3_client(aws_conn_id: str) -> Any:
+    """A boto3 S3 client of an Airflow AWS connection (through the amazon provider's ``S3Hook``), with
+    :data:`S3_CLIENT_DEFAULTS` under what the connection's ``config_kwargs`` set."""
+    import botocore.config
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    own = S3Hook(aws_conn_id=aws_conn_id).conn_config.botocore_config
+    config = botocore.config.Config(**S3_CLIENT_DEFAULTS)
+    if own is not None:
+        config = config.merge(own)
+    return S3Hook(aws_conn_id=aws_conn_id, config=config).get_conn()
+
+
 class S3ArchiveTarget(TargetModel, Codec):
     """The byte-exact S3 archive: objects
     ``s3://<bucket>/<prefix>/<topic>/partition=<p>/<topic>+<p>+<start:020d>.log.gz`` whose decompressed content
@@ -39,7 +63,8 @@ class S3ArchiveTarget(TargetModel, Codec):
     )
     aws_conn_id: str = setting(
         "aws_default",
-        description="The Airflow AWS connection (its extra may set endpoint_url for S3-compatible stores).",
+        description="The Airflow AWS connection (its extra may set endpoint_url for S3-compatible stores, and "
+        "config_kwargs the botocore client's retries and timeouts; see S3_CLIENT_DEFAULTS).",
     )
     compression: Compression = setting("gzip", description="gzip, zstd or none.")
     max_records_per_object: int | None = setting(
@@ -62,12 +87,10 @@ class S3ArchiveTarget(TargetModel, Codec):
         )
 
     def build_sink(self, *, run: str, only_partitions: tuple[str, ...] = ()) -> Sink:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         from airflow_provider_logtap.sinks.s3 import S3ArchiveSink
 
         return S3ArchiveSink(
-            client=S3Hook(aws_conn_id=self.aws_conn_id).get_conn(),
+            client=s3_client(self.aws_conn_id),
             bucket=self.bucket,
             prefix=self.prefix,
             archive_format=self.archive_format(),

@@ -1,0 +1,217 @@
+"""S3, WebHDFS and search sinks behind a fault-injecting proxy (``devstack.faultproxy``) in front of the real
+servers (moto, MiniDFSCluster, OpenSearch): transient faults are retried with backoff in bounded time, faults
+that do not stop fail the write with an error naming the server and the fix, and after any of them (and a
+re-run) every offset of the range is in the target exactly once, nothing partial visible."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from devstack.faultproxy import FaultProxy
+
+from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap.core.ranges import OffsetRange
+from airflow_provider_logtap.sinks.archive import ArchiveFormat, read_lines
+from airflow_provider_logtap.sinks.s3 import MIN_PART_SIZE, S3ArchiveSink, S3WriteError
+from airflow_provider_logtap.targets.s3_archive import s3_client
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[[str], FaultProxy]]:
+    """``fault_proxy(upstream_url)``: a fault proxy in front of a real server, stopped after the test."""
+    started: list[FaultProxy] = []
+
+    def start(upstream: str) -> FaultProxy:
+        proxy = FaultProxy(upstream)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+def batches(topic: str, values: list[bytes], start: int = 0, size: int = 1000) -> list[RecordBatch]:
+    """The records ``values`` at offsets ``start...`` as the reader yields them (a re-run reads the same)."""
+    return [
+        RecordBatch.of(
+            topic,
+            0,
+            list(range(start + i, start + i + len(values[i : i + size]))),
+            values[i : i + size],
+            [1_700_000_000_000 + start + i + k for k in range(len(values[i : i + size]))],
+        )
+        for i in range(0, len(values), size)
+    ]
+
+
+# --- S3 ------------------------------------------------------------------------------------------------------
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+INTERNAL = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+)
+#: 6.5 MiB of distinct 1 KiB lines, no compression, read in batches of 256: with 5 MiB parts and objects cut at
+#: 6 MiB, one write is a multipart upload of two parts, its completion and metadata copy, then one PUT.
+LINE = 1023
+S3_VALUES = [b"%08d " % i + bytes([97 + i % 26]) * (LINE - 9) for i in range(6656)]
+S3_FORMAT = ArchiveFormat(compression="none", max_bytes=6 * 1024 * 1024)
+
+
+@pytest.fixture
+def s3_behind(
+    fault_proxy: Callable[[str], FaultProxy], s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[FaultProxy, Any]]:
+    """``s3_behind(**config_kwargs)``: (proxy, the S3 client the target builds from an Airflow connection
+    whose endpoint is the proxy, with those botocore settings in its extra)."""
+
+    def make(**config_kwargs: Any) -> tuple[FaultProxy, Any]:
+        proxy = fault_proxy(s3_endpoint)
+        conn_id = f"aws_faults_{uuid.uuid4().hex[:8]}"
+        extra: dict[str, Any] = {"endpoint_url": proxy.url, "region_name": "us-east-1"}
+        if config_kwargs:
+            extra["config_kwargs"] = config_kwargs
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}),
+        )
+        return proxy, s3_client(conn_id)
+
+    return make
+
+
+def s3_sink(client: Any, bucket: str) -> S3ArchiveSink:
+    return S3ArchiveSink(client=client, bucket=bucket, archive_format=S3_FORMAT, part_size=MIN_PART_SIZE)
+
+
+def assert_archive_exact(s3: Any, bucket: str, topic: str, values: list[bytes]) -> None:
+    """The bucket holds each offset once, in order, in complete objects whose metadata covers them, and no
+    multipart upload is left open."""
+    keys = sorted(
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", ())
+    )
+    lines: list[bytes] = []
+    expected_start = 0
+    for key in keys:
+        obj = s3.get_object(Bucket=bucket, Key=key)
+        meta = obj["Metadata"]
+        got = read_lines(obj["Body"].read(), "none")
+        assert key.endswith(f"{topic}+0+{expected_start:020d}.log"), key
+        assert int(meta["logtap-start-offset"]) == expected_start
+        assert int(meta["logtap-record-count"]) == len(got)
+        expected_start = int(meta["logtap-end-offset"])
+        lines += got
+    assert lines == values
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+S3_FAULTS = {
+    # 503 SlowDown on the single PUT (the last, small object).
+    "put-503": {"method": "PUT", "path": r"\.log$", "header": r"^content-length: [0-9]{4,}$", "status": 503},
+    "upload-part-500": {"method": "PUT", "path": r"partNumber=2", "status": 500, "body": INTERNAL},
+    "upload-part-reset-mid-body": {"method": "PUT", "path": r"partNumber=1", "reset_request_after": 1 << 20},
+    "complete-503": {"method": "POST", "path": r"uploadId=", "status": 503, "body": SLOW_DOWN},
+    # The server completed the upload; its answer is cut: the retried complete finds the upload gone.
+    "complete-reset-mid-response": {"method": "POST", "path": r"uploadId=", "reset_response_after": 30},
+    "copy-500": {"method": "PUT", "header": r"^x-amz-copy-source:", "status": 500, "body": INTERNAL},
+    "copy-reset-mid-response": {
+        "method": "PUT",
+        "header": r"^x-amz-copy-source:",
+        "reset_response_after": 30,
+    },
+}
+
+
+@pytest.mark.parametrize("fault", S3_FAULTS, ids=str)
+def test_s3_transient_faults_are_retried_and_the_archive_is_exact(
+    fault: str, s3_behind: Callable[..., tuple[FaultProxy, Any]], s3_client: Any, bucket: str, topic_name: str
+) -> None:
+    proxy, client = s3_behind()  # the product's default retries (standard mode)
+    rule = dict(S3_FAULTS[fault])
+    if "status" in rule and "body" not in rule:
+        rule["body"] = SLOW_DOWN
+    proxy.fail(times=2, **rule)
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(S3_VALUES))
+    result = s3_sink(client, bucket).write(rng, batches(topic_name, S3_VALUES, size=256))
+    assert proxy.injected() == 2, proxy.seen()
+    assert len(result.objects) == 2 and result.written == len(S3_VALUES)
+    assert len(proxy.seen("PUT", r"partNumber=")) >= 2  # the first object really went up in parts
+    assert_archive_exact(s3_client, bucket, topic_name, S3_VALUES)
+
+
+S3_FOREVER = {
+    "upload-part": {"method": "PUT", "path": r"partNumber=2", "status": 503, "body": SLOW_DOWN},
+    "complete": {"method": "POST", "path": r"uploadId=", "status": 500, "body": INTERNAL},
+    "copy": {"method": "PUT", "header": r"^x-amz-copy-source:", "status": 503, "body": SLOW_DOWN},
+    "slow-part": {"method": "PUT", "path": r"partNumber=1", "delay": 1.5},
+}
+
+
+@pytest.mark.parametrize("fault", S3_FOREVER, ids=str)
+def test_s3_fault_that_does_not_stop_fails_in_bounded_time_leaving_nothing(
+    fault: str, s3_behind: Callable[..., tuple[FaultProxy, Any]], s3_client: Any, bucket: str, topic_name: str
+) -> None:
+    proxy, client = s3_behind(retries={"mode": "standard", "max_attempts": 2}, read_timeout=1)
+    proxy.fail(times=None, **S3_FOREVER[fault])
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(S3_VALUES))
+    began = time.monotonic()
+    with pytest.raises(S3WriteError, match=rf"at {proxy.url} failed after the client's retries") as info:
+        s3_sink(client, bucket).write(rng, batches(topic_name, S3_VALUES, size=256))
+    assert time.monotonic() - began < 20
+    assert "task's retry writes the range again" in str(info.value)
+    assert proxy.injected() >= 2
+    # Nothing partial: no object, no multipart upload left open.
+    assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    proxy.clear()
+    s3_sink(client, bucket).write(rng, batches(topic_name, S3_VALUES, size=256))
+    assert_archive_exact(s3_client, bucket, topic_name, S3_VALUES)
+
+
+def test_s3_upload_left_open_by_a_failed_abort_is_aborted_by_the_rerun(
+    s3_behind: Callable[..., tuple[FaultProxy, Any]], s3_client: Any, bucket: str, topic_name: str
+) -> None:
+    """S3 refuses the part and then the abort (it is down): the upload stays open; the next write aborts it."""
+    proxy, client = s3_behind(retries={"mode": "standard", "max_attempts": 2})
+    proxy.fail(method="PUT", path=r"partNumber=2", times=None, status=503, body=SLOW_DOWN)
+    proxy.fail(method="DELETE", path=r"uploadId=", times=None, status=503, body=SLOW_DOWN)
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(S3_VALUES))
+    with pytest.raises(S3WriteError):
+        s3_sink(client, bucket).write(rng, batches(topic_name, S3_VALUES, size=256))
+    assert len(s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
+    assert s3_client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    proxy.clear()
+    s3_sink(client, bucket).write(rng, batches(topic_name, S3_VALUES, size=256))
+    assert_archive_exact(s3_client, bucket, topic_name, S3_VALUES)
+
+
+NO_SUCH_UPLOAD = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code>'
+    b"<Message>The specified upload does not exist.</Message></Error>"
+)
+
+
+def test_s3_complete_retried_after_it_succeeded_unseen_is_recognised(
+    s3_behind: Callable[..., tuple[FaultProxy, Any]], s3_client: Any, bucket: str, topic_name: str
+) -> None:
+    """The first complete succeeded but its answer was cut; the retried one finds no upload (stores that
+    forget a completed upload answer NoSuchUpload; S3 and moto answer 200 again): the object with the ETag of
+    exactly these parts is there, so the write goes on."""
+    proxy, client = s3_behind()
+    proxy.fail(method="POST", path=r"uploadId=", reset_response_after=30)
+    proxy.fail(method="POST", path=r"uploadId=", status=404, body=NO_SUCH_UPLOAD)
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(S3_VALUES))
+    s3_sink(client, bucket).write(rng, batches(topic_name, S3_VALUES, size=256))
+    assert [s.action for s in proxy.seen("POST", r"uploadId=")] == ["reset_response", "status 404"]
+    assert_archive_exact(s3_client, bucket, topic_name, S3_VALUES)
