@@ -29,6 +29,11 @@ class Committed:
     metadata: str | None
 
 
+# Seconds one ListOffsets request may take: librdkafka waits that long at a leader that died before it answers
+# "no offset" (OFFSET_INVALID), and the request is retried after a metadata refresh (see _list_offsets).
+LIST_OFFSETS_ATTEMPT_SECONDS = 10.0
+
+
 def partitions_of(admin: AdminClient, topic: str, timeout: float = 30.0) -> list[int]:
     metadata = admin.list_topics(topic=topic, timeout=timeout)
     info = metadata.topics.get(topic)
@@ -54,9 +59,16 @@ def _list_offsets(
         futures = admin.list_offsets(
             {TopicPartition(topic, p): spec for p, spec in specs.items()},
             isolation_level=level,
-            request_timeout=timeout,
+            request_timeout=min(timeout, LIST_OFFSETS_ATTEMPT_SECONDS),
         )
-        return {tp.partition: int(future.result().offset) for tp, future in futures.items()}
+        found = {tp.partition: int(future.result().offset) for tp, future in futures.items()}
+        if any(o == OFFSET_INVALID for o in found.values()):
+            # librdkafka's answer when the request timed out at a partition leader that died: it keeps asking
+            # the dead leader until its metadata is refreshed, so refresh it before the retry.
+            admin.list_topics(topic=topic, timeout=min(timeout, LIST_OFFSETS_ATTEMPT_SECONDS))
+            unanswered = sorted(p for p, o in found.items() if o == OFFSET_INVALID)
+            raise _Retriable(f"no answer from the leader of partitions {unanswered} (a leader election?)")
+        return found
 
     return _retrying(ask, f"list offsets of {topic}")
 
