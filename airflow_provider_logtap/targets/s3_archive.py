@@ -64,7 +64,8 @@ class S3ArchiveTarget(TargetModel, Codec):
     aws_conn_id: str = setting(
         "aws_default",
         description="The Airflow AWS connection (its extra may set endpoint_url for S3-compatible stores, and "
-        "config_kwargs the botocore client's retries and timeouts; see S3_CLIENT_DEFAULTS).",
+        "config_kwargs botocore's retries and timeouts; unset: standard retries, 6 attempts, 10 s to connect, 60 s "
+        "to read).",
     )
     compression: Compression = setting("gzip", description="gzip, zstd or none.")
     max_records_per_object: int | None = setting(
