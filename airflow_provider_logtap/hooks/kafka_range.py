@@ -26,7 +26,7 @@ from airflow_provider_logtap.core.ranges import (
 )
 from airflow_provider_logtap.errors import NotRetryable
 from airflow_provider_logtap.kafka import client, offsets, reader
-from airflow_provider_logtap.kafka.client import KafkaUnreachableError
+from airflow_provider_logtap.kafka.client import KafkaSecurityRefusedError, KafkaUnreachableError
 
 READER_GROUP = "logtap-reader"
 # How long a hook waits for the first answer of a cluster before it fails with KafkaUnreachableError.
@@ -115,7 +115,8 @@ class KafkaRangeHook(KafkaBaseHook):
 
     def ensure_reachable(self) -> None:
         """Fail with :class:`KafkaUnreachableError` unless a broker answers within ``connect_timeout`` (asked
-        once per hook: a metadata request without topics)."""
+        once per hook: a metadata request without topics). A broker that refuses the connection's security
+        settings (SASL credentials, TLS trust) fails it at once with :class:`KafkaSecurityRefusedError`."""
         if self._reachable:
             return
         admin = self._admin()
@@ -124,11 +125,16 @@ class KafkaRangeHook(KafkaBaseHook):
             answer = admin.describe_cluster(request_timeout=self.connect_timeout)
             while not answer.done():  # serve librdkafka's lines as they come, not all at the end
                 admin.poll(0.2)
+                self._raise_if_refused()
                 if time.monotonic() - began > self.connect_timeout + 10:  # request_timeout bounds it already
                     raise TimeoutError(f"no answer to describe_cluster in {self.connect_timeout:.0f}s")
             answer.result()
+        except KafkaSecurityRefusedError:
+            self._serve_logs()
+            raise
         except Exception as exc:
             self._serve_logs()
+            self._raise_if_refused(exc)
             code = client.kafka_error_code(exc)
             if (
                 code in client.UNREACHABLE_CODES
@@ -141,6 +147,12 @@ class KafkaRangeHook(KafkaBaseHook):
             # The cluster answered, if not this request (an old broker, an ACL): the operation will tell.
             self.log.debug("describe_cluster failed (%s); going on", exc)
         self._reachable = True
+
+    def _raise_if_refused(self, cause: BaseException | None = None) -> None:
+        if self.librdkafka.refused is not None:
+            raise client.refused_error(
+                self.kafka_config_id, self.client_config(), self.librdkafka.refused
+            ) from cause
 
     def _serve_logs(self) -> None:
         if self._admin_client is not None:
@@ -155,6 +167,7 @@ class KafkaRangeHook(KafkaBaseHook):
             raise
         except Exception as exc:
             self._serve_logs()
+            self._raise_if_refused(exc)
             code = client.kafka_error_code(exc)
             stalled = isinstance(exc, reader.ReadStalledError)
             if self.librdkafka.last_failure and (code in client.UNREACHABLE_CODES or stalled):

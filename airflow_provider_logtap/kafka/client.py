@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from airflow_provider_logtap.errors import LogtapError
+from airflow_provider_logtap.errors import ConfigurationError, LogtapError
 
 log = logging.getLogger(__name__)
 LIBRDKAFKA_LOGGER = "airflow_provider_logtap.librdkafka"
@@ -107,6 +107,27 @@ UNREACHABLE_CODES = frozenset(
         KafkaError._SSL,
     }
 )
+# A broker that answered and refused this client: its SASL credentials, or a TLS certificate either side does not
+# trust (librdkafka reports a failed certificate check as a transport or SSL error, the words say which).
+_CERTIFICATE = re.compile(r"certificate", re.IGNORECASE)
+
+
+def refusal_kind(err: KafkaError) -> str | None:
+    """``"sasl"`` or ``"tls"`` when ``err`` says a broker refused this client's security settings."""
+    if err.code() == KafkaError._AUTHENTICATION:
+        return "sasl"
+    if err.code() in (KafkaError._SSL, KafkaError._TRANSPORT) and _CERTIFICATE.search(err.str()):
+        return "tls"
+    return None
+
+
+class KafkaSecurityRefusedError(ConfigurationError):
+    """A broker of a Kafka connection answered and refused its security settings: SASL authentication failed
+    (wrong mechanism, user or password) or TLS did not verify (a CA that did not sign the broker's certificate,
+    a certificate without the host's name). Not retried: a retry sends the same settings. The message names the
+    connection, its mechanism and user, never the password."""
+
+
 # A repeated duration inside a line ("after 0ms in state CONNECT") does not make it a different line.
 _DURATION = re.compile(r"\b\d+ms\b")
 _CLIENT_NAME = re.compile(r"rdkafka#(consumer|producer)-\d+")
@@ -144,6 +165,7 @@ class LibrdkafkaLog:
         self.window = window
         self.clock = clock
         self.last_failure: str | None = None  # the last "cannot reach / cannot talk to a broker" line
+        self.refused: tuple[str, str] | None = None  # (kind, librdkafka's text) of a security refusal
         self._windows: dict[tuple[int, str], _Window] = {}
         self._lock = threading.Lock()
 
@@ -159,6 +181,8 @@ class LibrdkafkaLog:
         already, so these go at DEBUG."""
         if err.code() in UNREACHABLE_CODES and err.code() != KafkaError._ALL_BROKERS_DOWN:
             self.last_failure = err.str()
+        if (kind := refusal_kind(err)) is not None and self.refused is None:
+            self.refused = (kind, err.str())
         self.emit(logging.DEBUG, f"error {err.name()}: {err.str()}")
 
     def emit(self, level: int, text: str) -> None:
@@ -227,6 +251,37 @@ class LibrdkafkaLog:
             "settings (security.protocol, sasl.*, ssl.*) match the broker's listener. The task is retried: "
             "a broker that is down may come back."
         )
+
+
+def refused_error(
+    connection: str, config: Mapping[str, Any], refused: tuple[str, str]
+) -> KafkaSecurityRefusedError:
+    """The error for a connection whose broker refused its security settings, with what to check (built from
+    the connection's non-secret settings only)."""
+    kind, text = refused
+    servers = config.get("bootstrap.servers", "?")
+    protocol = config.get("security.protocol", "plaintext")
+    if kind == "sasl":
+        mechanism = config.get("sasl.mechanism") or config.get("sasl.mechanisms") or "GSSAPI"
+        user = config.get("sasl.username")
+        fix = (
+            f"the broker refused SASL authentication (security.protocol {protocol}, sasl.mechanism {mechanism}"
+            + (f", sasl.username {user!r}" if user else "")
+            + "). Check the connection's sasl.mechanism, sasl.username and sasl.password: the user must exist "
+            "on the broker for that mechanism (SCRAM credentials are kept per mechanism, PLAIN users in the "
+            "broker's JAAS configuration), and the mechanism must be in the listener's sasl.enabled.mechanisms."
+        )
+    else:
+        fix = (
+            f"TLS did not verify (security.protocol {protocol}, ssl.ca.location "
+            f"{config.get('ssl.ca.location') or '(the system CA store)'}). Check that ssl.ca.location is the CA "
+            "that signed the broker's certificate, and that the certificate names the host in bootstrap.servers "
+            "(or set ssl.endpoint.identification.algorithm to none, which stops checking the name)."
+        )
+    return KafkaSecurityRefusedError(
+        f"Kafka connection {connection!r} (bootstrap.servers {servers}): {fix} librdkafka: {text}. "
+        "Not retried: a retry sends the same settings."
+    )
 
 
 def kafka_error_code(exc: BaseException) -> int | None:
