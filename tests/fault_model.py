@@ -132,13 +132,15 @@ def variables_in_memory() -> Iterator[dict[str, str]]:
 class Trigger:
     """Fires once, at the ``at``-th call through any wrapper sharing it: before or after the real call."""
 
-    def __init__(self, at: int, when: str) -> None:
-        self.at, self.when = at, when
+    def __init__(self, at: int, when: str, method: str | None = None) -> None:
+        self.at, self.when, self.method = at, when, method  # method: count only the calls of this one
         self.calls = 0
         self.fired: str | None = None
         self.lock = threading.Lock()
 
     def call(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.method is not None and name != self.method:
+            return fn(*args, **kwargs)
         with self.lock:
             self.calls += 1
             fire = self.calls == self.at and self.fired is None
@@ -968,11 +970,11 @@ class Sequence:
                 (p, o) for p, e in self.written_end[name].items() for o in range(committed.get(p, 0), e)
             }
             last = self.last_planned[name]
-            if not self.uncertain[name] and last is not None and last.commit == "success":
-                maybe = set()  # every run finished: exactly what the group committed, and no temporary file
-                if self.temps:
-                    self.fail(f"{name}: {self.temps} temporary files or multipart uploads left after success")
-            self.compare(name, found, exact, maybe)
+            finished = not self.uncertain[name] and last is not None and last.commit == "success"
+            # Every run finished: exactly what the group committed, and no temporary file.
+            self.compare(name, found, exact, set() if finished else maybe)
+            if finished and self.temps:
+                self.fail(f"{name}: {self.temps} temporary files or multipart uploads left after success")
         if "interval" not in targets:
             return
         self.temps = 0
