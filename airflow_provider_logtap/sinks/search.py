@@ -15,7 +15,9 @@ indices of Elasticsearch or OpenSearch, exactly once.
 - A whole range is parsed first, its bulk bodies spooled to a local file: when more than ``max_bad_ratio`` of
   its lines do not parse (the wrong-format case), the write fails *before indexing anything*.
 - Bulk requests are bounded (documents and bytes); items refused with 429 or 5xx are retried alone with
-  backoff; documents the server rejects (mapping errors) and lines that do not parse go to the dead-letter index
+  backoff, and so is a whole request refused with 429/502/503/504, cut off or timed out (as the official bulk
+  helpers retry: exponential backoff, a bounded number of attempts; ``_id`` s make a re-sent document overwrite
+  itself); documents the server rejects (mapping errors) and lines that do not parse go to the dead-letter index
   ``<prefix>.dead-letter`` with the reason, the raw line and topic/partition/offset — never silently dropped.
 """
 
@@ -39,8 +41,23 @@ from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
+class TransientBulkError(Exception):
+    """A whole bulk request failed for a passing reason: the cluster answered 429/502/503/504, or the
+    connection dropped or timed out. The :class:`SearchClient` raises it; the sink retries with backoff."""
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"{server}: {reason}")
+        self.server, self.reason = server, reason
+
+
+class SearchUnavailableError(LogtapError):
+    """The search cluster kept refusing or dropping bulk requests through every retry (Airflow's task retry
+    may succeed later)."""
+
+
 class SearchClient(Protocol):
-    """What the sink needs of an Elasticsearch or OpenSearch client (see ``targets.search_client``)."""
+    """What the sink needs of an Elasticsearch or OpenSearch client (see ``targets.search_client``); ``bulk``
+    raises :class:`TransientBulkError` for a failure worth retrying."""
 
     def bulk(self, body: bytes) -> dict[str, Any]: ...
 
@@ -192,7 +209,10 @@ class SearchSink:
     :param max_bad_ratio: the largest share of lines that may fail to parse (``None``: any).
     :param bulk_docs: documents per bulk request.
     :param bulk_bytes: bytes per bulk request.
-    :param max_retries: attempts for items refused with 429/5xx.
+    :param max_retries: retries of items refused with 429/5xx, and of whole requests refused with
+        429/502/503/504, dropped or timed out.
+    :param backoff: seconds before the first retry, doubled each time (up to ``max_backoff``).
+    :param max_backoff: the longest wait between two attempts.
     """
 
     name = "search"
@@ -209,6 +229,7 @@ class SearchSink:
         bulk_bytes: int = 8 * 1024 * 1024,
         max_retries: int = 6,
         backoff: float = 0.5,
+        max_backoff: float = 30.0,
     ) -> None:
         self.client = client
         self.prefix = check_index_prefix(index_prefix)
@@ -216,7 +237,7 @@ class SearchSink:
         self.date_format = index_date_format
         self.max_bad_ratio = max_bad_ratio
         self.bulk_docs, self.bulk_bytes = bulk_docs, bulk_bytes
-        self.max_retries, self.backoff = max_retries, backoff
+        self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
         self._days: dict[bytes, bytes] = {}
         self.dead_letter_index = index_names(self.prefix)["dead_letter"]
 
@@ -379,7 +400,19 @@ class SearchSink:
         indexed = 0
         refused: list[tuple[bytes, str]] = []
         for attempt in range(self.max_retries + 1):
-            response = self.client.bulk(b"".join(pending))
+            try:
+                response = self.client.bulk(b"".join(pending))
+            except TransientBulkError as exc:
+                if attempt == self.max_retries:
+                    raise SearchUnavailableError(
+                        f"bulk indexing into {exc.server} failed {attempt + 1} times ({exc.reason}); "
+                        f"{indexed} documents of this request were indexed, {len(pending)} were not. The "
+                        "cluster is overloaded or unreachable: the task's retry indexes the range again "
+                        "(documents have fixed ids, nothing doubles). If it persists, check the cluster's "
+                        "health and the connection, or send smaller bulk requests (bulk_docs)."
+                    ) from exc
+                self._sleep(attempt)
+                continue
             retry = []
             for action, item in zip(pending, response.get("items", ()), strict=True):
                 result = next(iter(item.values()))
@@ -395,8 +428,11 @@ class SearchSink:
             if not retry:
                 break
             pending = retry
-            time.sleep(self.backoff * 2**attempt)
+            self._sleep(attempt)
         return indexed, refused
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(min(self.max_backoff, self.backoff * 2**attempt))
 
 
 def _actions(spool: IO[bytes]) -> Iterator[bytes]:

@@ -17,6 +17,7 @@ from airflow_provider_logtap.sinks.search import (
     DEAD_LETTER_SUFFIX,
     REPLAY_INFIX,
     SearchClient,
+    TransientBulkError,
     check_index_prefix,
     index_names,
     replay_prefix,
@@ -123,23 +124,46 @@ def _geoip(path: str | None) -> Any:
     return GeoIP(paths).lookup if paths else None
 
 
+#: Whole-request statuses a bulk request is retried on (as the official bulk helpers retry 429).
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+
+
 class _Elasticsearch:
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, client: Any, server: str) -> None:
+        self.client, self.server = client, server
 
     def bulk(self, body: bytes) -> dict[str, Any]:
-        return dict(self.client.bulk(operations=body))
+        from elastic_transport import TransportError
+        from elasticsearch import ApiError
+
+        try:
+            return dict(self.client.bulk(operations=body))
+        except ApiError as exc:
+            if exc.meta.status in TRANSIENT_STATUS:
+                raise TransientBulkError(self.server, f"HTTP {exc.meta.status} {exc.message}") from exc
+            raise
+        except TransportError as exc:  # connection refused, dropped, timed out
+            raise TransientBulkError(self.server, f"{type(exc).__name__}: {exc}") from exc
 
     def put_index_template(self, name: str, body: dict[str, Any]) -> None:
         self.client.indices.put_index_template(name=name, **body)
 
 
 class _OpenSearch:
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, client: Any, server: str) -> None:
+        self.client, self.server = client, server
 
     def bulk(self, body: bytes) -> dict[str, Any]:
-        return dict(self.client.bulk(body=body))
+        from opensearchpy.exceptions import ConnectionError, TransportError
+
+        try:
+            return dict(self.client.bulk(body=body))
+        except ConnectionError as exc:  # refused, dropped, timed out (ConnectionTimeout)
+            raise TransientBulkError(self.server, f"{type(exc).__name__}: {exc}") from exc
+        except TransportError as exc:
+            if exc.status_code in TRANSIENT_STATUS:
+                raise TransientBulkError(self.server, f"HTTP {exc.status_code} {exc.error}") from exc
+            raise
 
     def put_index_template(self, name: str, body: dict[str, Any]) -> None:
         self.client.indices.put_index_template(name=name, body=body)
@@ -154,7 +178,9 @@ def search_client(conn_id: str) -> SearchClient:
     if conn.conn_type == "opensearch":
         from airflow.providers.opensearch.hooks.opensearch import OpenSearchHook
 
-        return _OpenSearch(OpenSearchHook(open_search_conn_id=conn_id, log_query=False).client)
+        hook = OpenSearchHook(open_search_conn_id=conn_id, log_query=False)
+        server = f"OpenSearch at {conn.host}:{conn.port} (connection {conn_id!r})"
+        return _OpenSearch(hook.client, server)
     if conn.conn_type == "elasticsearch":
         from airflow.providers.elasticsearch.hooks.elasticsearch import ElasticsearchPythonHook
 
@@ -164,7 +190,8 @@ def search_client(conn_id: str) -> SearchClient:
         if conn.login:
             args.setdefault("basic_auth", (conn.login, conn.password or ""))
         url = f"{scheme}://{conn.host}:{conn.port or 9200}"
-        return _Elasticsearch(ElasticsearchPythonHook(hosts=[url], es_conn_args=args).get_conn)
+        server = f"Elasticsearch at {url} (connection {conn_id!r})"
+        return _Elasticsearch(ElasticsearchPythonHook(hosts=[url], es_conn_args=args).get_conn, server)
     raise ConfigurationError(
         f"connection {conn_id!r} is of type {conn.conn_type!r}; a search target needs one of "
         "{'elasticsearch', 'opensearch'}"

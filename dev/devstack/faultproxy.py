@@ -20,7 +20,8 @@ next ``times`` matching requests (``None``: all of them) and counts what it inje
 - ``reset_request_after``: read this many bytes of the request body, then reset the connection (the server
   never sees the request);
 - ``reset_response_after``: forward the request, then pass on only this many bytes of the server's response
-  and reset the connection (the server did the work; the client does not know).
+  and reset the connection (the server did the work; the client does not know);
+- ``rewrite``: pass the server's response body through this function (e.g. mark some bulk items 429).
 
 Redirects to another server (WebHDFS's NameNode answers ``307`` with the DataNode's ``Location``) are
 rewritten to go through the proxy too (``/_faultproxy/<host>:<port>/...``), so DataNode traffic can be
@@ -37,7 +38,7 @@ import socketserver
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 from urllib.parse import urlsplit
@@ -56,6 +57,7 @@ class Fault:
     delay: float = 0.0
     reset_request_after: int | None = None
     reset_response_after: int | None = None
+    rewrite: Callable[[bytes], bytes] | None = None
 
 
 @dataclass
@@ -152,6 +154,7 @@ class FaultProxy:
         delay: float = 0.0,
         reset_request_after: int | None = None,
         reset_response_after: int | None = None,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> Rule:
         """Add a rule (checked in the order added; the first that matches applies). ``header``: a regex that
         must also be found in the request's headers, one ``name: value`` a line (names lower-case)."""
@@ -162,11 +165,13 @@ class FaultProxy:
             delay=delay,
             reset_request_after=reset_request_after,
             reset_response_after=reset_response_after,
+            rewrite=rewrite,
         )
         kinds = [status is not None, reset_request_after is not None, reset_response_after is not None]
+        kinds.append(rewrite is not None)
         if sum(kinds) > 1 or (not any(kinds) and not delay):
             raise ValueError(
-                "a rule has one of status, reset_request_after, reset_response_after (or a delay)"
+                "a rule has one of status, reset_request_after, reset_response_after, rewrite (or a delay)"
             )
         rule = Rule(
             method=method,
@@ -363,8 +368,10 @@ def _one(proxy: FaultProxy, client: socket.socket, reader: IO[bytes]) -> bool:
         up.sendall(request_head.encode("latin-1"))
         for piece in _body(reader, headers):
             up.sendall(piece)
-        response, close = _response(up, method, proxy, upstream)
+        response, close = _response(up, method, proxy, upstream, fault.rewrite if fault else None)
     action = "forwarded"
+    if fault is not None and fault.rewrite is not None:
+        action = "rewrite"
     if fault is not None and fault.delay:
         action = f"delay {fault.delay}"
         time.sleep(fault.delay)
@@ -378,9 +385,16 @@ def _one(proxy: FaultProxy, client: socket.socket, reader: IO[bytes]) -> bool:
     return not close
 
 
-def _response(up: socket.socket, method: str, proxy: FaultProxy, upstream: str) -> tuple[bytes, bool]:
-    """The server's whole raw response (``Location`` rewritten to come back through the proxy), and whether
-    the client connection must close after it (no framing but the end of the connection)."""
+def _response(
+    up: socket.socket,
+    method: str,
+    proxy: FaultProxy,
+    upstream: str,
+    rewrite: Callable[[bytes], bytes] | None = None,
+) -> tuple[bytes, bool]:
+    """The server's whole raw response (``Location`` rewritten to come back through the proxy; the body
+    through ``rewrite``, if given), and whether the client connection must close after it (no framing but
+    the end of the connection)."""
     reader = up.makefile("rb")
     while True:
         head = _read_head(reader)
@@ -409,6 +423,15 @@ def _response(up: socket.socket, method: str, proxy: FaultProxy, upstream: str) 
         body = b"".join(_body(reader, headers))
     else:
         body = reader.read()
+    if rewrite is not None:
+        if (_get(headers, "transfer-encoding") or "").lower() == "chunked":
+            body = _dechunk(body)
+        body = rewrite(body)
+        out_headers = [
+            (k, v) for k, v in out_headers if k.lower() not in ("content-length", "transfer-encoding")
+        ]
+        out_headers.append(("Content-Length", str(len(body))))
+        framed = True
     status_line = head[0].decode("latin-1").rstrip("\r\n")
     text = status_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in out_headers)
     if not framed:
@@ -424,3 +447,15 @@ def _through(proxy: FaultProxy, upstream: str, location: str) -> str:
     if parts.netloc == upstream == proxy.upstream:
         return f"{proxy.url}{rest}"
     return f"{proxy.url}{ROUTE}{parts.netloc}{rest}"
+
+
+def _dechunk(raw: bytes) -> bytes:
+    out, rest = [], raw
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out.append(rest[:size])
+        rest = rest[size + 2 :]
+    return b"".join(out)

@@ -215,3 +215,122 @@ def test_s3_complete_retried_after_it_succeeded_unseen_is_recognised(
     s3_sink(client, bucket).write(rng, batches(topic_name, S3_VALUES, size=256))
     assert [s.action for s in proxy.seen("POST", r"uploadId=")] == ["reset_response", "status 404"]
     assert_archive_exact(s3_client, bucket, topic_name, S3_VALUES)
+
+
+# --- search (OpenSearch) -------------------------------------------------------------------------------------
+
+SEARCH_LINES = 240
+TOO_MANY = json.dumps(
+    {"error": {"type": "es_rejected_execution_exception", "reason": "rejected execution"}, "status": 429}
+)
+
+
+@pytest.fixture
+def search_behind(
+    fault_proxy: Callable[[str], FaultProxy], opensearch_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[FaultProxy, Any]]:
+    """``search_behind(**sink_settings)``: (proxy, a search sink whose client the target builds from an
+    Airflow opensearch connection to the proxy, with a 1 s request timeout)."""
+    from airflow_provider_logtap.core.accesslog import AccessLogParser
+    from airflow_provider_logtap.sinks.search import SearchSink
+    from airflow_provider_logtap.targets import search_client
+
+    def make(**settings: Any) -> tuple[FaultProxy, Any]:
+        proxy = fault_proxy(opensearch_url)
+        conn_id = f"search_faults_{uuid.uuid4().hex[:8]}"
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps(
+                {"conn_type": "opensearch", "host": proxy.host, "port": proxy.port, "extra": {"timeout": 1}}
+            ),
+        )
+        sink = SearchSink(
+            client=search_client(conn_id),
+            index_prefix=f"faults-{uuid.uuid4().hex[:8]}",
+            parser=AccessLogParser(),
+            bulk_docs=60,
+            **{"backoff": 0.05, "max_retries": 4, **settings},
+        )
+        return proxy, sink
+
+    return make
+
+
+def search_values(seed: int) -> list[bytes]:
+    from devstack.loggen import generate
+
+    return [x.line for x in generate(SEARCH_LINES, seed=seed)]
+
+
+def assert_indexed_once(opensearch_url: str, sink: Any, topic: str, n: int) -> None:
+    """Every offset's document is there once, by ``_id``, under the tap's alias; no dead letters."""
+    from opensearchpy import OpenSearch
+
+    client = OpenSearch(opensearch_url)
+    client.indices.refresh(index=f"{sink.prefix}*")
+    hits = client.search(index=sink.prefix, body={"size": 10 * n, "_source": ["kafka.offset"]})["hits"]
+    ids = sorted(h["_id"] for h in hits["hits"])
+    assert hits["total"]["value"] == n
+    assert ids == sorted(f"{topic}-0-{o}" for o in range(n))
+    assert sorted(h["_source"]["kafka"]["offset"] for h in hits["hits"]) == list(range(n))
+
+
+def _items_429(body: bytes) -> bytes:
+    """The server's bulk answer with every third item turned into a 429 rejection."""
+    response = json.loads(body)
+    for i, item in enumerate(response["items"]):
+        if i % 3 == 0:
+            result = next(iter(item.values()))
+            result.update(
+                status=429, error={"type": "es_rejected_execution_exception", "reason": "queue full"}
+            )
+    response["errors"] = True
+    return json.dumps(response).encode()
+
+
+SEARCH_FAULTS = {
+    "whole-request-429": {"status": 429, "body": TOO_MANY, "headers": {"Content-Type": "application/json"}},
+    "whole-request-503": {"status": 503, "body": "", "times": 4},  # the client's own retries take 3
+    "items-429": {"rewrite": _items_429},
+    # opensearch-py retries a dropped connection 3 times itself, at once: the fourth reaches the sink.
+    "dropped-mid-request": {"reset_request_after": 2000, "times": 4},
+    "dropped-mid-response": {"reset_response_after": 40, "times": 4},  # the documents were indexed
+    "slower-than-the-timeout": {"delay": 1.6},  # indexed, answered after the client gave up
+}
+
+
+@pytest.mark.parametrize("fault", SEARCH_FAULTS, ids=str)
+def test_search_bulk_faults_are_retried_and_every_document_is_indexed_once(
+    fault: str, search_behind: Callable[..., tuple[FaultProxy, Any]], opensearch_url: str, topic_name: str
+) -> None:
+    proxy, sink = search_behind()
+    rule = {"times": 2, **SEARCH_FAULTS[fault]}
+    proxy.fail(method="POST", path=r"/_bulk", **rule)
+    values = search_values(seed=len(fault))
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(values))
+    result = sink.write(rng, batches(topic_name, values, size=100))
+    assert proxy.injected() == rule["times"]
+    assert result.written == len(values) and result.dead_letters == 0
+    assert_indexed_once(opensearch_url, sink, topic_name, len(values))
+
+
+def test_search_cluster_that_keeps_refusing_fails_in_bounded_time_naming_it(
+    search_behind: Callable[..., tuple[FaultProxy, Any]], opensearch_url: str, topic_name: str
+) -> None:
+    from airflow_provider_logtap.sinks.search import SearchUnavailableError
+
+    proxy, sink = search_behind(max_retries=3)
+    proxy.fail(method="POST", path=r"/_bulk", times=None, status=429, body=TOO_MANY)
+    values = search_values(seed=3)
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(values))
+    began = time.monotonic()
+    with pytest.raises(SearchUnavailableError, match=rf"OpenSearch at {proxy.host}:{proxy.port}") as info:
+        sink.write(rng, batches(topic_name, values, size=100))
+    assert time.monotonic() - began < 10
+    assert "failed 4 times (HTTP 429" in str(info.value) and "the task's retry indexes the range" in str(
+        info.value
+    )
+    assert proxy.injected() == 4
+    proxy.clear()
+    sink.write(rng, batches(topic_name, values, size=100))
+    assert_indexed_once(opensearch_url, sink, topic_name, len(values))
