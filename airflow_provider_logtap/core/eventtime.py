@@ -26,6 +26,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_provider_logtap.errors import ConfigurationError
 
+#: The event times a line may have: the years 1000 to 9999 in UTC (what a four-digit year names; a daily index
+#: or partition of year 999 or 10000 would not sort or parse as one). UTC epoch seconds, the end exclusive.
+FIRST_EPOCH = calendar.timegm((1000, 1, 1, 0, 0, 0))
+END_EPOCH = calendar.timegm((9999, 12, 31, 0, 0, 0)) + 86400
+
 
 # One definition of each named format: the regex that finds it in a line, an example of what it finds, what it is.
 # Everything else (the default regex of a date_format, the pair checks, the hints) is read from this table.
@@ -307,7 +312,8 @@ class EventTimeReader:
         return self.convert(text)
 
     def convert(self, text: bytes) -> int | str:
-        """UTC epoch seconds of a timestamp text, or the reason it cannot be read (cached either way)."""
+        """UTC epoch seconds of a timestamp text, or the reason it cannot be read (cached either way); times
+        outside the years 1000 to 9999 (UTC) are such a reason, for every target alike."""
         found = self._cache.get(text)
         if found is None:
             try:
@@ -316,6 +322,9 @@ class EventTimeReader:
                 found = f"timestamp {text.decode('utf-8', 'backslashreplace')!r} does not match " + (
                     f"{self.format.date_format!r} ({exc})" if str(exc) else repr(self.format.date_format)
                 )
+            else:
+                if not FIRST_EPOCH <= found < END_EPOCH:
+                    found = f"timestamp {text.decode('utf-8', 'backslashreplace')!r} is outside the years 1000 to 9999"
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[text] = found

@@ -31,7 +31,9 @@ _FIELD_REGEX = {
 }
 _SAFE = re.compile(r"^[A-Za-z0-9._=+-]+$")
 _CACHE_LIMIT = 250_000
-# Event times outside these years are no partition (strftime writes year 999 as "999", and 10000 does not exist).
+# Event times outside these years are no partition (strftime writes year 999 as "999", and 10000 does not exist):
+# a day inside the reader's own bounds (eventtime.FIRST_EPOCH, END_EPOCH), so that no partition zone shifts a time
+# out of them.
 _MIN_EPOCH = calendar.timegm((1000, 1, 2, 0, 0, 0))
 _MAX_EPOCH = calendar.timegm((9999, 12, 31, 0, 0, 0))
 # The seconds of a time that is inside its minute (not 60, a leap second, which is in the next one).

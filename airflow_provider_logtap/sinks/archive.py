@@ -11,6 +11,8 @@ The rules for unusual records (the archive never crashes on them and never alter
 - a value that is not valid UTF-8 is archived byte for byte and counted (``invalid_utf8``);
 - a value containing ``\\n`` is archived byte for byte and counted (``embedded_newlines``); line-based readers
   will see it as several lines.
+- a record's key and headers are not archived (the archive is the values); a ``\\r\\n`` ending is part of the
+  value and kept (the line then ends ``\\r\\n\\n``).
 """
 
 from __future__ import annotations
