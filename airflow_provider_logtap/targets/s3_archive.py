@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from airflow_provider_logtap.core import naming
@@ -11,10 +12,17 @@ from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES, ArchiveForm
 from airflow_provider_logtap.sinks.base import Sink
 from airflow_provider_logtap.targets.base import Codec, Compression, TargetModel
 
+#: What any S3 store has allowed in a bucket name (AWS's rule is narrower: 3-63 of [a-z0-9.-]; us-east-1's
+#: legacy names had upper case and '_', up to 255): no '/', spaces, wildcards or control characters.
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
 
 def check_bucket(name: str) -> str:
-    if not name or "/" in name:
-        raise ConfigurationError(f"is not a bucket name: {name!r} (use the bare bucket name, without '/')")
+    if not isinstance(name, str) or not _BUCKET.fullmatch(name):
+        raise ConfigurationError(
+            "must be the bare bucket name: 1-255 letters, digits, '.', '_' or '-' (no 's3://', '/', spaces or "
+            f"wildcards; a key prefix goes in prefix). Got {name!r}"
+        )
     return name
 
 

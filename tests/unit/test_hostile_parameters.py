@@ -4,6 +4,7 @@ the fix; every class that is right is accepted as it is."""
 
 from __future__ import annotations
 
+import string
 import time
 from typing import Any
 
@@ -107,7 +108,16 @@ def test_empty_root_and_dotted_hdfs_bases_are_refused(base: str) -> None:
 
 def test_the_empty_s3_prefix_is_the_bucket_root() -> None:
     assert S3ArchiveTarget.of(bucket="b", prefix="").prefix == ""
-    _refused(lambda: S3ArchiveTarget.of(bucket="b/c"), "bucket", "bare bucket name")
+
+
+@given(st.text(SAFE.replace("=", "").replace("@", "").replace("+", ""), max_size=8), unsafe_segments)
+def test_buckets_with_slashes_spaces_wildcards_or_control_characters_are_refused(name: str, bad: str) -> None:
+    if set(bad) <= set(string.ascii_letters + string.digits + "._-"):  # '', '.', '..': a name, if an odd one
+        return
+    hostile = name + bad
+    _refused(lambda: S3ArchiveTarget.of(bucket=hostile), "field 'bucket'", "bare bucket name", "Got")
+    _refused(lambda: S3ArchiveTarget.of(bucket=f"s3://{name or 'b'}"), "field 'bucket'", "no 's3://'")
+    _refused(lambda: S3ArchiveTarget.of(bucket=""), "field 'bucket'")
 
 
 # -- names that end in a newline ($ matches before a trailing '\n') ------------------------------------------
