@@ -322,7 +322,7 @@ class Sequence:
 
         self.services, self.seed, self.stats, self.log = services, seed, stats, log
         self.rnd = random.Random(seed)
-        tag = uuid.uuid4().hex[:8]
+        tag = self.tag = uuid.uuid4().hex[:8]
         self.topic = f"faults-{tag}"
         self.bucket = f"logtap-faults-{tag}"
         self.base = f"/logtap-faults/{tag}"
@@ -740,7 +740,7 @@ class Sequence:
         before = self.kafka_committed(name)[name]
         self.replays += 1
         target_name = f"r{self.replays}"
-        run_id = f"manual__replay{self.replays}"
+        run_id = f"manual__{self.tag}_replay{self.replays}"  # unique, as Airflow's run ids of one DAG are
         xcom: dict[str, Any] = {}
         params = {
             "tap": tap.name,
