@@ -7,7 +7,9 @@ its files instead of doubling them. WebHDFS renames do not overwrite: an existin
 deleted just before the rename, so a reader may briefly miss it but never sees it twice or half written.
 
 The ``client`` is an ``hdfs`` library client (``WebHDFSHook(...).get_conn()``: ``InsecureClient`` or
-``KerberosClient``).
+``KerberosClient``). :func:`with_retries` gives its requests session bounded timeouts and retries with backoff
+(``targets.webhdfs_client`` applies it); the sinks' operations are safe to repeat, and a rename whose answer
+was lost is recognised when repeated.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
+import requests
+from requests.adapters import HTTPAdapter
+
 from airflow_provider_logtap.core import naming
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
@@ -30,7 +35,7 @@ from airflow_provider_logtap.core.eventtime import suggest_date_format
 from airflow_provider_logtap.core.manifest import Manifest
 from airflow_provider_logtap.core.partitions import EventTimePartitioner
 from airflow_provider_logtap.core.ranges import OffsetRange
-from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError
+from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError, LogtapError
 from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks, default_spool
 from airflow_provider_logtap.sinks.base import WriteResult, stale_objects, track_lost
 
@@ -66,34 +71,126 @@ def check_partition_prefix(prefix: str) -> str:
     return clean
 
 
+#: Statuses a WebHDFS request is retried on (an overloaded or restarting NameNode/DataNode, a gateway).
+RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+def with_retries(
+    client: Any,
+    *,
+    retries: int = 5,
+    backoff: float = 0.5,
+    timeout: float = 120.0,
+    connect_timeout: float = 10.0,
+) -> Any:
+    """``client`` (an ``hdfs`` library client) with bounded timeouts and retries on its requests session:
+    urllib3's ``Retry`` repeats a request refused with :data:`RETRY_STATUS`, dropped or timed out, at most
+    ``retries`` times with exponential backoff from ``backoff`` seconds (up to 30 s; ``Retry-After`` is
+    respected) and rewinds an upload's body for each attempt. The ``hdfs`` library's own requests carry no
+    timeout (a hung server would hang the task); every request gets ``(connect_timeout, timeout)``.
+    Requests the sinks make are safe to repeat (writes overwrite, deletes are idempotent; renames see
+    :meth:`_Files.replace`)."""
+    from urllib3.util.retry import Retry
+
+    session = getattr(client, "_session", None)  # the hook builds it; hdfs.Client has no public accessor
+    if not isinstance(session, requests.Session):
+        return client
+    policy = Retry(
+        total=retries,
+        backoff_factor=backoff,
+        backoff_max=30.0,
+        status_forcelist=RETRY_STATUS,
+        allowed_methods=None,  # every verb: the sinks' requests are safe to repeat
+        raise_on_status=False,  # the last answer reaches the hdfs library, which raises its error
+        respect_retry_after_header=True,
+    )
+    adapter = _TimeoutAdapter((connect_timeout, timeout), max_retries=policy)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return client
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """A requests adapter giving requests without a timeout this one."""
+
+    def __init__(self, timeout: tuple[float, float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.default_timeout = timeout
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:  # requests' Session passes everything by keyword
+        kwargs["timeout"] = kwargs.get("timeout") or self.default_timeout
+        return super().send(request, **kwargs)
+
+
+class WebHdfsUnavailableError(LogtapError):
+    """WebHDFS kept failing through every retry (Airflow's task retry may succeed later)."""
+
+
 class _Files:
-    """The few WebHDFS operations the sinks use, on an ``hdfs`` library client."""
+    """The few WebHDFS operations the sinks use, on an ``hdfs`` library client. A failure the client's
+    retries could not get past is a :class:`WebHdfsUnavailableError` naming the server and the fix."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
+    @contextlib.contextmanager
+    def _named(self, what: str) -> Iterator[None]:
+        from hdfs.util import HdfsError
+
+        try:
+            yield
+        except requests.RequestException as exc:
+            raise self._unavailable(what, exc) from exc
+        except HdfsError as exc:
+            if getattr(exc, "exception", None) is not None or "Authentication failure" in str(exc):
+                raise  # the NameNode's own answer (a missing directory, permissions): not passing
+            raise self._unavailable(what, exc) from exc
+
+    def _unavailable(self, what: str, exc: BaseException) -> WebHdfsUnavailableError:
+        return WebHdfsUnavailableError(
+            f"WebHDFS at {getattr(self.client, 'url', '?')}: {what} failed after the client's retries: "
+            f"{type(exc).__name__}: {str(exc)[:300]}. Nothing half written is visible (files are renamed into "
+            "place only when complete). If the NameNode or a DataNode is only busy or restarting, the task's "
+            "retry writes the range again; if it persists, check the cluster's health and the connection."
+        )
+
     def put(self, path: str, data: IO[bytes] | bytes) -> None:
-        self.client.write(path, data=data, overwrite=True)
+        with self._named(f"writing {path}"):
+            self.client.write(path, data=data, overwrite=True)
 
     def replace(self, temp: str, final: str) -> None:
-        """Rename ``temp`` to ``final``, deleting an older ``final`` first (WebHDFS renames never overwrite)."""
-        self.client.delete(final)
-        self.client.rename(temp, final)
+        """Rename ``temp`` to ``final``, deleting an older ``final`` first (WebHDFS renames never overwrite).
+        A rename repeated after its answer was lost finds ``temp`` gone and ``final`` there: it is done."""
+        from hdfs.util import HdfsError
+
+        with self._named(f"renaming {temp} to {final}"):
+            self.client.delete(final)
+            try:
+                self.client.rename(temp, final)
+            except HdfsError:
+                if self.client.status(temp, strict=False) is None and self.exists(final):
+                    return
+                raise
 
     def delete(self, path: str) -> bool:
-        return bool(self.client.delete(path))
+        with self._named(f"deleting {path}"):
+            return bool(self.client.delete(path))
 
     def exists(self, path: str) -> bool:
-        return self.client.status(path, strict=False) is not None
+        with self._named(f"looking up {path}"):
+            return self.client.status(path, strict=False) is not None
 
     def names(self, directory: str) -> list[str]:
-        status = self.client.status(directory, strict=False)
-        if status is None or status.get("type") != "DIRECTORY":
-            return []
-        return list(self.client.list(directory))
+        with self._named(f"listing {directory}"):
+            status = self.client.status(directory, strict=False)
+            if status is None or status.get("type") != "DIRECTORY":
+                return []
+            return list(self.client.list(directory))
 
     def read(self, path: str) -> bytes:
-        with self.client.read(path) as reader:
+        with self._named(f"reading {path}"), self.client.read(path) as reader:
             return bytes(reader.read())
 
 

@@ -152,7 +152,18 @@ class BadLines(Settings):
 
 
 def webhdfs_client(conn_id: str, proxy_user: str | None = None) -> Any:
-    """An ``hdfs`` client of a WebHDFS connection, through the apache-hdfs provider's hook."""
+    """An ``hdfs`` client of a WebHDFS connection, through the apache-hdfs provider's hook, with bounded
+    timeouts and retries (:func:`~airflow_provider_logtap.sinks.hdfs.with_retries`). The connection's extra
+    may set ``retries`` (5), ``retry_backoff`` (0.5 s, doubled each retry) and ``timeout`` (120 s to read an
+    answer); the hook itself ignores them."""
     from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 
-    return WebHDFSHook(webhdfs_conn_id=conn_id, proxy_user=proxy_user).get_conn()
+    from airflow_provider_logtap.sinks.hdfs import with_retries
+
+    hook = WebHDFSHook(webhdfs_conn_id=conn_id, proxy_user=proxy_user)
+    extra = hook.get_connection(conn_id).extra_dejson
+    settings = {"retries": int, "retry_backoff": float, "timeout": float}
+    given = {k: cast(v) for k, cast in settings.items() if (v := extra.get(k)) is not None}
+    if "retry_backoff" in given:
+        given["backoff"] = given.pop("retry_backoff")
+    return with_retries(hook.get_conn(), **given)

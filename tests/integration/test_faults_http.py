@@ -334,3 +334,176 @@ def test_search_cluster_that_keeps_refusing_fails_in_bounded_time_naming_it(
     proxy.clear()
     sink.write(rng, batches(topic_name, values, size=100))
     assert_indexed_once(opensearch_url, sink, topic_name, len(values))
+
+
+# --- WebHDFS -------------------------------------------------------------------------------------------------
+
+HDFS_LINES = 1200
+
+
+@pytest.fixture
+def hdfs_behind(
+    fault_proxy: Callable[[str], FaultProxy], webhdfs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[FaultProxy, Any]]:
+    """``hdfs_behind(**extra)``: (proxy, the hdfs client the targets build from an Airflow WebHDFS connection
+    to the proxy, with small retry settings in its extra). NameNode redirects to the DataNode come back
+    through the proxy."""
+    from airflow_provider_logtap.targets import webhdfs_client
+
+    def make(**extra: Any) -> tuple[FaultProxy, Any]:
+        proxy = fault_proxy(webhdfs["url"])
+        conn_id = f"webhdfs_faults_{uuid.uuid4().hex[:8]}"
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps(
+                {
+                    "conn_type": "webhdfs",
+                    "host": proxy.host,
+                    "port": proxy.port,
+                    "login": webhdfs["user"],
+                    "extra": {"retries": 3, "retry_backoff": 0.05, "timeout": 2, **extra},
+                }
+            ),
+        )
+        return proxy, webhdfs_client(conn_id)
+
+    return make
+
+
+def hdfs_tree(client: Any, base: str) -> dict[str, bytes]:
+    out = {}
+    for root, _dirs, files in client.walk(base):
+        for name in files:
+            with client.read(f"{root}/{name}") as reader:
+                out[f"{root}/{name}"[len(base) + 1 :]] = reader.read()
+    return out
+
+
+def hdfs_values(seed: int) -> list[bytes]:
+    from devstack.loggen import generate
+
+    return [x.line for x in generate(HDFS_LINES, seed=seed)]
+
+
+def assert_raw_exact(client: Any, base: str, topic: str, values: list[bytes]) -> None:
+    """Each offset once, in order, in complete files named by their first offset; no temporary file."""
+    files = hdfs_tree(client, base)
+    assert not [p for p in files if "/." in p or p.startswith(".")], sorted(files)
+    lines = [line for _path, data in sorted(files.items()) for line in data.splitlines()]
+    assert lines == values
+
+
+def assert_event_time_exact(client: Any, base: str, topic: str, values: list[bytes]) -> None:
+    """Each line once across the event-time partitions (plus dead letters: none here); no temporary file;
+    the manifest complete."""
+    files = hdfs_tree(client, base)
+    assert not [p for p in files if "/." in p], sorted(files)
+    data_files = {p: d for p, d in files.items() if "/dt=" in p}
+    lines = sorted(line for d in data_files.values() for line in d.splitlines())
+    assert lines == sorted(values)
+    manifests = [json.loads(d) for p, d in files.items() if "/_logtap/" in p]
+    assert [m["state"] for m in manifests] == ["complete"]
+
+
+# Rules on NameNode requests (op=...&user.name) and on DataNode ones (the redirect's namenoderpcaddress=).
+HDFS_FAULTS = {
+    "create-503": {"method": "PUT", "path": r"op=CREATE(?!.*namenoderpcaddress)", "status": 503},
+    "datanode-write-500": {"method": "PUT", "path": r"op=CREATE.*namenoderpcaddress", "status": 500},
+    "datanode-write-reset-mid-body": {
+        "method": "PUT",
+        "path": r"namenoderpcaddress",
+        "reset_request_after": 3000,
+    },
+    "rename-503": {"method": "PUT", "path": r"op=RENAME", "status": 503},
+    # The NameNode renamed; its answer is cut: the repeated rename finds the file already in place.
+    "rename-reset-mid-response": {"method": "PUT", "path": r"op=RENAME", "reset_response_after": 12},
+    "delete-reset-mid-response": {"method": "DELETE", "path": r"op=DELETE", "reset_response_after": 12},
+}
+
+
+@pytest.mark.parametrize("fault", HDFS_FAULTS, ids=str)
+def test_webhdfs_raw_faults_are_retried_and_each_offset_is_there_once(
+    fault: str,
+    hdfs_behind: Callable[..., tuple[FaultProxy, Any]],
+    hdfs_client: Any,
+    hdfs_base: str,
+    topic_name: str,
+) -> None:
+    from airflow_provider_logtap.sinks.hdfs import HdfsRawSink
+
+    proxy, client = hdfs_behind()
+    proxy.fail(times=2, **HDFS_FAULTS[fault])
+    values = hdfs_values(seed=len(fault))
+    sink = HdfsRawSink(
+        client=client, base=hdfs_base, archive_format=ArchiveFormat(compression="none", max_records=400)
+    )
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(values))
+    result = sink.write(rng, batches(topic_name, values, size=200))
+    assert proxy.injected() == 2, proxy.seen()
+    assert result.written == len(values) and len(result.objects) == 3
+    assert proxy.seen("PUT", r"namenoderpcaddress")  # DataNode traffic went through the proxy too
+    assert_raw_exact(hdfs_client, hdfs_base, topic_name, values)
+
+
+@pytest.mark.parametrize(
+    "fault", ["create-503", "datanode-write-reset-mid-body", "rename-reset-mid-response"]
+)
+def test_webhdfs_event_time_faults_are_retried_and_each_line_is_there_once(
+    fault: str,
+    hdfs_behind: Callable[..., tuple[FaultProxy, Any]],
+    hdfs_client: Any,
+    hdfs_base: str,
+    topic_name: str,
+) -> None:
+    from airflow_provider_logtap.core.eventtime import EventTimeReader, TimeFormat
+    from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate
+    from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink
+
+    proxy, client = hdfs_behind()
+    proxy.fail(times=2, **HDFS_FAULTS[fault])
+    values = hdfs_values(seed=7)
+    sink = HdfsEventTimeSink(
+        client=client,
+        base=hdfs_base,
+        partitioner=EventTimePartitioner(EventTimeReader(TimeFormat()), PartitionTemplate("dt=%Y-%m-%d")),
+    )
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(values))
+    result = sink.write(rng, batches(topic_name, values, size=200))
+    assert proxy.injected() == 2, proxy.seen()
+    assert result.written == len(values) and len(result.partitions) >= 2
+    assert_event_time_exact(hdfs_client, hdfs_base, topic_name, values)
+
+
+def test_webhdfs_fault_that_does_not_stop_fails_in_bounded_time_and_a_rerun_is_exact(
+    hdfs_behind: Callable[..., tuple[FaultProxy, Any]], hdfs_client: Any, hdfs_base: str, topic_name: str
+) -> None:
+    from airflow_provider_logtap.sinks.hdfs import HdfsRawSink, WebHdfsUnavailableError
+
+    proxy, client = hdfs_behind(retries=2)
+    # The second file's upload to the DataNode is answered 503, again and again.
+    proxy.fail(
+        method="PUT",
+        path=r"%2B0%2B0+400.*namenoderpcaddress|\+0\+0+400.*namenoderpcaddress",
+        times=None,
+        status=503,
+    )
+    values = hdfs_values(seed=11)
+    sink = HdfsRawSink(
+        client=client, base=hdfs_base, archive_format=ArchiveFormat(compression="none", max_records=400)
+    )
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(values))
+    began = time.monotonic()
+    with pytest.raises(
+        WebHdfsUnavailableError, match=rf"WebHDFS at http://{proxy.host}:{proxy.port}"
+    ) as info:
+        sink.write(rng, batches(topic_name, values, size=200))
+    assert time.monotonic() - began < 10
+    assert "the task's retry writes the range again" in str(info.value)
+    assert proxy.injected() == 3  # the first attempt and two retries
+    visible = [p for p in hdfs_tree(hdfs_client, hdfs_base) if not p.rsplit("/", 1)[-1].startswith(".")]
+    assert [p.rsplit("/", 1)[-1] for p in visible] == [
+        f"{topic_name}+0+{0:020d}.log"
+    ]  # the complete first file
+    proxy.clear()
+    sink.write(rng, batches(topic_name, values, size=200))
+    assert_raw_exact(hdfs_client, hdfs_base, topic_name, values)
