@@ -223,17 +223,20 @@ class Cluster:
         """Stop the node gracefully (SIGTERM: a controlled shutdown moves its leaders first)."""
         self.nodes[node_id].stop(timeout=30)
 
-    def start(self, node_id: int, timeout: float = 90.0) -> None:
-        """Start a stopped or killed node again; returns once the cluster sees it as a live broker."""
-        if self.alive(node_id):
-            return
-        log = self.workdir / f"kafka-{node_id}.log"
-        props = self.workdir / f"server-{node_id}.properties"
-        service = spawn(f"kafka-{node_id}", [*self.jvm, "kafka.Kafka", str(props)], log)
-        service.ports = {"kafka": self.ports[node_id][0], "controller": self.ports[node_id][1]}
-        service.info = {"bootstrap": self.address(node_id)}
-        self.nodes[node_id] = service
-        service.wait_ready(lambda: node_id in self._brokers(self.address(node_id)), timeout=timeout)
+    def start(self, node_id: int, timeout: float = 90.0, wait: bool = True) -> None:
+        """Start a stopped or killed node again; returns once the cluster sees it as a live broker (at once
+        with ``wait=False``: a later ``start`` of the same node waits)."""
+        if not self.alive(node_id):
+            log = self.workdir / f"kafka-{node_id}.log"
+            props = self.workdir / f"server-{node_id}.properties"
+            service = spawn(f"kafka-{node_id}", [*self.jvm, "kafka.Kafka", str(props)], log)
+            service.ports = {"kafka": self.ports[node_id][0], "controller": self.ports[node_id][1]}
+            service.info = {"bootstrap": self.address(node_id)}
+            self.nodes[node_id] = service
+        if wait:
+            self.nodes[node_id].wait_ready(
+                lambda: node_id in self._brokers(self.address(node_id)), timeout=timeout
+            )
 
     def restart(self, node_id: int) -> None:
         self.stop(node_id)
