@@ -124,6 +124,7 @@ def read_range(
                     position = end
         if lost is not None:  # the range ended inside the lost part
             yield RecordBatch(topic, partition, [], lost)
+        progress.update(0, 0, position)  # at the end, also when the last offsets held no record
         report(progress.line() + " (complete)")
     finally:
         consumer.unassign()
