@@ -31,7 +31,7 @@ class Committed:
 
 # Seconds one ListOffsets request may take: librdkafka waits that long at a leader that died before it answers
 # "no offset" (OFFSET_INVALID), and the request is retried after a metadata refresh (see _list_offsets).
-LIST_OFFSETS_ATTEMPT_SECONDS = 10.0
+LIST_OFFSETS_ATTEMPT_SECONDS = 5.0
 
 
 def partitions_of(admin: AdminClient, topic: str, timeout: float = 30.0) -> list[int]:
