@@ -2,6 +2,7 @@
 
 The jars come from Maven Central through ``dev/kafka/pom.xml``; storage is formatted with Kafka's own
 ``StorageTool`` and the broker runs ``kafka.Kafka``, exactly what ``kafka-server-start.sh`` does.
+:func:`start_cluster` runs three such nodes as one cluster (replication factor 3) for fault tests.
 """
 
 from __future__ import annotations
