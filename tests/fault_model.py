@@ -44,6 +44,8 @@ DISORDER_S = 300
 PARTITIONS = 2
 MAX_RECORDS_PER_FILE = 7  # several objects/files per range: stale removal and re-cuts are exercised
 UID_PREFIX = "uid="
+#: About how many client calls one write of a small range makes, per target type: a fault at a random one of them.
+CALLS = {"s3_archive": 4, "hdfs_raw": 10, "hdfs_event_time": 12, "search": 4}
 
 
 class InvariantError(AssertionError):
@@ -471,7 +473,7 @@ class Sequence:
             return "skipped" if self.would_skip(tap, spec, run_id) else "success"
         trigger = None
         if fault in ("before", "after"):
-            trigger = Trigger(self.rnd.randint(1, 8), fault)
+            trigger = Trigger(self.rnd.randint(1, CALLS[tap.target.type]), fault)
         op = self.load_operator(tap, spec, trigger)
         try:
             op.execute(context)
@@ -756,7 +758,7 @@ class Sequence:
         victim = self.rnd.randrange(len(specs)) if fault else None
         for i, spec in enumerate(specs):
             trigger = (
-                Trigger(self.rnd.randint(1, 8), fault)
+                Trigger(self.rnd.randint(1, CALLS[tap.target.type]), fault)
                 if i == victim and fault in ("before", "after")
                 else None
             )

@@ -22,7 +22,7 @@ from fault_model import (
 )
 
 SEED = 20261202
-STEPS = 10
+STEPS = 6
 
 
 @pytest.fixture
