@@ -150,7 +150,9 @@ class Tap:
         committed = hook.committed(self.group, self.topic, sorted(sent))
         ends = {p: end for p, (_low, end) in watermarks(hook.admin(), self.topic, sorted(sent)).items()}
         for partition, values in sent.items():
-            assert self.archived(partition) == values, f"partition {partition}: lost or doubled records"
+            assert self.archived(partition) == values, (
+                f"partition {partition}: lost or doubled records (failed attempts: {self.failures})"
+            )
             state = committed[partition]
             assert state.offset == ends[partition], (partition, state, ends)
             assert state.claim is not None and state.claim.state == "committed"
