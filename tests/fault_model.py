@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -118,9 +119,9 @@ def variables_in_memory() -> Iterator[dict[str, str]]:
     store: dict[str, str] = {}
     cls = ledger._Variables
     saved = {name: cls.__dict__[name] for name in ("get", "set", "delete")}
-    cls.get = lambda _self, key, default=None: store.get(key, default)  # type: ignore[method-assign]
-    cls.set = lambda _self, key, value, description: store.update({key: value})  # type: ignore[method-assign]
-    cls.delete = lambda _self, key: store.pop(key, None)  # type: ignore[method-assign]
+    cls.get = lambda _self, key, default=None: store.get(key, default)  # type: ignore[method-assign,assignment]
+    cls.set = lambda _self, key, value, description: store.update({key: value})  # type: ignore[method-assign,assignment]
+    cls.delete = lambda _self, key: store.pop(key, None)  # type: ignore[method-assign,assignment]
     try:
         yield store
     finally:
@@ -320,6 +321,7 @@ class Sequence:
             HdfsRawTarget,
             S3ArchiveTarget,
             SearchTarget,
+            TargetModel,
         )
 
         self.services, self.seed, self.stats, self.log = services, seed, stats, log
@@ -328,7 +330,7 @@ class Sequence:
         self.topic = f"faults-{tag}"
         self.bucket = f"logtap-faults-{tag}"
         self.base = f"/logtap-faults/{tag}"
-        targets = {
+        targets: dict[str, TargetModel] = {
             "s3": S3ArchiveTarget(
                 bucket=self.bucket, prefix="live", max_records_per_object=MAX_RECORDS_PER_FILE
             ),
@@ -380,7 +382,7 @@ class Sequence:
     # --- set-up and clients ---
 
     def setup(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
+        from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
         admin = AdminClient({"bootstrap.servers": self.services.bootstrap})
         for f in admin.create_topics([NewTopic(self.topic, PARTITIONS, 1)], operation_timeout=30).values():
@@ -605,7 +607,10 @@ class Sequence:
             and (c.run_id, c.start, c.end, c.state) == (run.run_id, r["start"], r["end"], "planned")
         )
         context = self.context(tap.dag_id, run.run_id, {})
-        with commit_fault(fault or "none") if fault else contextlib.nullcontext([]) as fired:
+        faulty: contextlib.AbstractContextManager[list[str]] = (
+            commit_fault(fault) if fault else contextlib.nullcontext([])
+        )
+        with faulty as fired:
             try:
                 result = op.execute(context)
                 run.commit, done = "success", mine
@@ -771,7 +776,7 @@ class Sequence:
                 cls = type("FaultyKafkaToTargetOperator", (KafkaToTargetOperator,), {"make_sink": make_sink})
             op = cls(task_id="load", replay=replay, offset_range=spec)
             if i == victim and fault == "kill9":
-                outcome = run_killable(lambda op=op: op.execute(context), self.rnd.uniform(*self.kill_delay))
+                outcome = run_killable(partial(op.execute, context), self.rnd.uniform(*self.kill_delay))
                 if outcome == "killed":
                     self.stats.faults["kill9"] += 1
             else:
