@@ -126,6 +126,9 @@ def _geoip(path: str | None) -> Any:
 
 #: Whole-request statuses a bulk request is retried on (as the official bulk helpers retry 429).
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+#: Seconds a template put may take, whatever the connection's request timeout (sized for bulk requests): it
+#: waits for a cluster-state update, which a busy cluster's master takes its time over (its own timeout: 30 s).
+TEMPLATE_TIMEOUT = 60
 
 
 class _Elasticsearch:
@@ -146,7 +149,7 @@ class _Elasticsearch:
             raise TransientBulkError(self.server, f"{type(exc).__name__}: {exc}") from exc
 
     def put_index_template(self, name: str, body: dict[str, Any]) -> None:
-        self.client.indices.put_index_template(name=name, **body)
+        self.client.options(request_timeout=TEMPLATE_TIMEOUT).indices.put_index_template(name=name, **body)
 
 
 class _OpenSearch:
@@ -166,7 +169,7 @@ class _OpenSearch:
             raise
 
     def put_index_template(self, name: str, body: dict[str, Any]) -> None:
-        self.client.indices.put_index_template(name=name, body=body)
+        self.client.indices.put_index_template(name=name, body=body, request_timeout=TEMPLATE_TIMEOUT)
 
 
 def search_client(conn_id: str) -> SearchClient:
