@@ -8,11 +8,16 @@ authentication, CLI spellings) are kept here and in ``live.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
+import uuid
+import warnings
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,16 @@ ADMIN = (
     "admin",
     "admin",
 )  # Airflow 2's FAB user for the REST API (basic auth); Airflow 3 uses its simple auth
+
+
+# Distinctive secrets in the connections of every system-test Airflow (random per test process): the S3
+# connection's secret key (moto accepts any) and a sasl.password in the Kafka connection's extra (unused by the
+# PLAINTEXT broker; librdkafka takes it without a word). Any of them in a home's files or metadata DB is a leak,
+# whatever put it there (see AirflowEnv.secret_sightings).
+SECRETS = {
+    "the aws_default connection's password": f"logtap-secret-{uuid.uuid4().hex}",
+    "the kafka_default connection's sasl.password": f"logtap-secret-{uuid.uuid4().hex}",
+}
 
 
 def installed(version: str) -> bool:
@@ -111,6 +126,54 @@ class AirflowEnv:
         service.proc.wait(30)
         self.services.remove(service)
 
+    @property
+    def database_url(self) -> str:
+        """The metadata DB's SQLAlchemy URL (Airflow's default: SQLite in the home)."""
+        return self.env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{self.home}/airflow.db"
+
+    def secret_sightings(self, secrets: Mapping[str, str] = SECRETS) -> list[str]:
+        """Where any of ``secrets`` (description -> value) shows in this Airflow: each file under the home (task
+        and component logs, the output of every ``airflow`` command run, configuration) by path and line, and
+        each value of each table of the metadata DB (XCom, rendered template fields, asset events, DAG run
+        conf, audit log, ...) by table, column and row key. Empty when none does."""
+        found = []
+        for path in sorted(p for p in self.home.rglob("*") if p.is_file()):
+            if path.name.startswith("airflow.db"):
+                continue  # the SQLite metadata DB is read by table below
+            data = path.read_bytes()
+            for name, secret in secrets.items():
+                at = data.find(secret.encode())
+                if at >= 0:
+                    line = data.count(b"\n", 0, at) + 1
+                    found.append(f"{name} in {path.relative_to(self.home)} line {line}")
+        for table, column, key, value in self.database_values():
+            for name, secret in secrets.items():
+                if secret in value:
+                    found.append(f"{name} in the metadata DB: table {table}, column {column}, row {key}")
+        return found
+
+    def database_values(self) -> Iterator[tuple[str, str, dict[str, Any], str]]:
+        """Every non-empty value of every table of the metadata DB as text (JSON as JSON, bytes decoded, zlib
+        compressed ones inflated): ``(table, column, row's primary key, text)``."""
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.database_url)
+        try:
+            with engine.connect() as db:
+                metadata = sqlalchemy.MetaData()
+                with warnings.catch_warnings():  # Airflow 2's SQLite schema: foreign keys it cannot place
+                    warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
+                    metadata.reflect(db)
+                for table in metadata.sorted_tables:
+                    primary = [c.name for c in table.primary_key.columns]
+                    for row in db.execute(table.select()).mappings():
+                        key = {k: row[k] for k in primary}
+                        for column, value in row.items():
+                            if value is not None and value != "":
+                                yield table.name, column, key, _as_text(value)
+        finally:
+            engine.dispose()
+
     def stop_components(self) -> None:
         for service in reversed(self.services):
             service.stop()
@@ -176,13 +239,19 @@ def make_airflow_env(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "LOGTAP_TAPS_FILE": str(taps_file),
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(
-            {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap}}
+            {
+                "conn_type": "kafka",
+                "extra": {
+                    "bootstrap.servers": kafka_bootstrap,
+                    "sasl.password": SECRETS["the kafka_default connection's sasl.password"],
+                },
+            }
         ),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
             {
                 "conn_type": "aws",
                 "login": "testing",
-                "password": "testing",
+                "password": SECRETS["the aws_default connection's password"],
                 "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
             }
         ),
@@ -258,6 +327,17 @@ def make_airflow_env(
 LOG_LINE = re.compile(
     r"^\[\d{4}-\d\d-\d\dT[^]]*\] \{"
 )  # an Airflow log line: "[2026-12-02T05:27:18.791+0000] {"
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        with contextlib.suppress(zlib.error):
+            data = zlib.decompress(data)  # Airflow's compressed serialized DAGs
+        return data.decode("utf-8", "replace")
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def cli_json(stdout: str) -> Any:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,12 @@ def airflow(
     kafka_bootstrap: str,
     s3_endpoint: str,
     webhdfs: dict[str, str],
-) -> AirflowEnv:
-    """One real Airflow (metadata DB migrated once) for the system tests; each test writes its own taps file."""
+) -> Iterator[AirflowEnv]:
+    """One real Airflow (metadata DB migrated once) for the system tests; each test writes its own taps file.
+    At the end of the session no connection secret may be anywhere in it (see :func:`assert_no_secrets`)."""
     version = airflow_version(request)
     home = tmp_path_factory.mktemp(f"airflow{version}-")
-    return make_airflow_env(
+    airflow = make_airflow_env(
         home,
         kafka_bootstrap=kafka_bootstrap,
         s3_endpoint=s3_endpoint,
@@ -54,6 +56,15 @@ def airflow(
         webhdfs=webhdfs,
         version=version,
     )
+    yield airflow
+    assert_no_secrets(airflow)
+
+
+def assert_no_secrets(airflow: AirflowEnv) -> None:
+    """Fail naming each place of the Airflow's files and metadata DB where a connection secret shows, after
+    all the session's tests on it ran (tests/system/test_secrets.py)."""
+    sightings = airflow.secret_sightings()
+    assert not sightings, f"connection secrets leaked in the Airflow home {airflow.home}: {sightings}"
 
 
 def write_taps(airflow: AirflowEnv, *taps: dict[str, Any]) -> None:
@@ -85,3 +96,4 @@ def live_airflow(
         version=version,
     ) as airflow:
         yield airflow
+        assert_no_secrets(airflow)
