@@ -181,9 +181,13 @@ def start(workdir: Path, users: Mapping[str, str], tls: Tls | None = None, attem
     ``service.info``: ``bootstrap``, ``ca`` (the CA file clients trust) and ``admin_password``.
     """
     users = dict(users)
-    for name in users:
+    for name, password in users.items():
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ServiceError(f"user name {name!r}: letters, digits, '-' and '_' only")
+        if any(c in password for c in ",]=") or not password:
+            raise ServiceError(
+                f"user {name!r}: a non-empty password without ',', ']' or '=' (--add-scram syntax)"
+            )
     users.setdefault(ADMIN, f"admin-{kafka._cluster_id()}")
     tls = tls or make_tls(workdir / "tls")
     classpath = maven_classpath(ROOT / "dev" / "kafka", "kafka")
