@@ -506,3 +506,41 @@ def test_webhdfs_fault_that_does_not_stop_fails_in_bounded_time_and_a_rerun_is_e
     proxy.clear()
     sink.write(rng, batches(topic_name, values, size=200))
     assert_raw_exact(hdfs_client, hdfs_base, topic_name, values)
+
+
+def test_elasticsearch_api_whole_request_429_and_dropped_answers_are_retried(
+    fault_proxy: Callable[[str], FaultProxy],
+    elasticsearch_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    topic_name: str,
+) -> None:
+    """The same through the Elasticsearch client (elastic-transport retries 429 and dropped connections
+    3 times itself, at once; the fourth reaches the sink)."""
+    from elasticsearch import Elasticsearch
+
+    from airflow_provider_logtap.core.accesslog import AccessLogParser
+    from airflow_provider_logtap.sinks.search import SearchSink
+    from airflow_provider_logtap.targets import search_client
+
+    proxy = fault_proxy(elasticsearch_url)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ES_FAULTS",
+        json.dumps({"conn_type": "elasticsearch", "host": proxy.host, "port": proxy.port}),
+    )
+    proxy.fail(path=r"/_bulk", times=4, status=429, body=TOO_MANY)  # elasticsearch-py sends PUT /_bulk
+    proxy.fail(path=r"/_bulk", times=4, reset_response_after=40)
+    sink = SearchSink(
+        client=search_client("es_faults"),
+        index_prefix=f"faults-{uuid.uuid4().hex[:8]}",
+        parser=AccessLogParser(),
+        bulk_docs=60,
+        backoff=0.05,
+    )
+    values = search_values(seed=5)
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(values))
+    result = sink.write(rng, batches(topic_name, values, size=100))
+    assert proxy.injected() == 8 and result.written == len(values), proxy.seen()
+    client = Elasticsearch(elasticsearch_url)
+    client.indices.refresh(index=f"{sink.prefix}*")
+    hits = client.search(index=sink.prefix, size=10 * len(values), source=False)["hits"]
+    assert sorted(h["_id"] for h in hits["hits"]) == sorted(f"{topic_name}-0-{o}" for o in range(len(values)))
