@@ -100,6 +100,7 @@ class _State:
     rules: list[Rule] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     injected: int = 0
+    clients: set[socket.socket] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -118,7 +119,13 @@ class FaultProxy:
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                _serve(proxy, self.request)
+                with proxy.state.lock:
+                    proxy.state.clients.add(self.request)
+                try:
+                    _serve(proxy, self.request)
+                finally:
+                    with proxy.state.lock:
+                        proxy.state.clients.discard(self.request)
 
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
@@ -137,7 +144,13 @@ class FaultProxy:
         self.stop()
 
     def stop(self) -> None:
+        """Stop accepting, close the client connections still open (kept alive), end the server thread."""
         self.server.shutdown()
+        with self.state.lock:
+            clients = list(self.state.clients)
+        for client in clients:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
         self.server.server_close()
         self.thread.join(5)
 
