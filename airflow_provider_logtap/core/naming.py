@@ -87,6 +87,21 @@ def clean_base(base: str) -> str:
     return "/" + rest
 
 
+#: What any S3 store has allowed in a bucket name (AWS's rule is narrower: 3-63 of [a-z0-9.-]; us-east-1's
+#: legacy names had upper case and '_', up to 255): no '/', spaces, wildcards or control characters.
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
+def check_bucket(name: str) -> str:
+    """``name`` if it is a bare S3 bucket name (the one rule of the archive's bucket)."""
+    if not isinstance(name, str) or not _BUCKET.fullmatch(name):
+        raise ConfigurationError(
+            "bucket must be the bare bucket name: 1-255 letters, digits, '.', '_' or '-' (no 's3://', '/', spaces or "
+            f"wildcards; a key prefix goes in prefix). Got {name!r}"
+        )
+    return name
+
+
 def check_index_name(name: str, what: str = "index name") -> str:
     """``name`` if Elasticsearch and OpenSearch accept it as an index (or alias, or prefix of one) that logtap
     makes: lower-case letters, digits, '-', '_' and '.', not starting with '-', '_', '.' or '+', at most

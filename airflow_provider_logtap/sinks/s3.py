@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -62,10 +62,17 @@ class _StreamingUpload:
     """
 
     def __init__(
-        self, client: Any, bucket: str, key: str, content_type: str, pool: ThreadPoolExecutor, part_size: int
+        self,
+        client: Any,
+        bucket: str,
+        key: str,
+        content_type: str,
+        pool: ThreadPoolExecutor,
+        part_size: int,
+        object_args: Mapping[str, str],
     ) -> None:
         self.client, self.bucket, self.key, self.content_type = client, bucket, key, content_type
-        self.pool, self.part_size = pool, part_size
+        self.pool, self.part_size, self.object_args = pool, part_size, object_args
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[Future[dict[str, Any]]] = []
@@ -81,7 +88,7 @@ class _StreamingUpload:
     def _send(self, body: bytes) -> None:
         if self.upload_id is None:
             self.upload_id = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, **self.object_args
             )["UploadId"]
         in_flight = [p for p in self.parts if not p.done()]
         if len(in_flight) >= _PARTS_IN_FLIGHT:
@@ -102,6 +109,7 @@ class _StreamingUpload:
                 Body=bytes(self.buffer),
                 ContentType=self.content_type,
                 Metadata=metadata,
+                **self.object_args,
             )
         else:
             if self.buffer:
@@ -116,6 +124,7 @@ class _StreamingUpload:
                     Metadata=metadata,
                     MetadataDirective="REPLACE",
                     ContentType=self.content_type,
+                    **self.object_args,
                 )
             except BaseException:
                 # Complete, but without its final metadata: not left as if it were finished.
@@ -176,6 +185,8 @@ class S3ArchiveSink:
     :param archive_format: compression and object size limits.
     :param run: who writes (recorded in each object's metadata), e.g. ``<dag_id>/<run_id>``.
     :param part_size: compressed bytes per multipart-upload part (an object smaller than one part is one PUT).
+    :param object_args: arguments of every request that creates an object (PUT, multipart upload, metadata
+        copy), e.g. ``{"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/logs"}``.
     """
 
     name = "s3"
@@ -189,9 +200,9 @@ class S3ArchiveSink:
         archive_format: ArchiveFormat | None = None,
         run: str | None = None,
         part_size: int = DEFAULT_PART_SIZE,
+        object_args: Mapping[str, str] | None = None,
     ) -> None:
-        if not isinstance(bucket, str) or not bucket or "/" in bucket:
-            raise ConfigurationError(f"bucket must be a bucket name without '/'. Got {bucket!r}")
+        naming.check_bucket(bucket)
         if part_size < MIN_PART_SIZE:
             raise ConfigurationError(
                 f"part_size must be at least {MIN_PART_SIZE} (S3's minimum). Got {part_size}"
@@ -202,6 +213,7 @@ class S3ArchiveSink:
         self.format = archive_format or ArchiveFormat()
         self.run = run
         self.part_size = part_size
+        self.object_args = dict(object_args or {})
 
     def key(self, topic: str, partition: int, start: int) -> str:
         return naming.object_key(self.prefix, topic, partition, start, self.format.suffix)
@@ -261,7 +273,13 @@ class S3ArchiveSink:
             def output(start: int) -> _StreamingUpload:
                 key = self.key(rng.topic, rng.partition, start)
                 return _StreamingUpload(
-                    self.client, self.bucket, key, self.format.content_type, uploads, self.part_size
+                    self.client,
+                    self.bucket,
+                    key,
+                    self.format.content_type,
+                    uploads,
+                    self.part_size,
+                    self.object_args,
                 )
 
             for chunk, upload in archive_chunks(rng, track_lost(batches, lost), self.format, output):

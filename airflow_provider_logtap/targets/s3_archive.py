@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, ClassVar, Literal
 
+from pydantic import model_validator
+
 from airflow_provider_logtap.core import naming
-from airflow_provider_logtap.errors import ConfigurationError
-from airflow_provider_logtap.models import checked, setting
+from airflow_provider_logtap.errors import one_of
+from airflow_provider_logtap.models import SettingError, checked, setting
 from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES, ArchiveFormat
 from airflow_provider_logtap.sinks.base import Sink
 from airflow_provider_logtap.targets.base import Codec, Compression, TargetModel
 
-#: What any S3 store has allowed in a bucket name (AWS's rule is narrower: 3-63 of [a-z0-9.-]; us-east-1's
-#: legacy names had upper case and '_', up to 255): no '/', spaces, wildcards or control characters.
-_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+#: S3's server-side encryption modes (``ServerSideEncryption`` of PutObject, CreateMultipartUpload, CopyObject).
+SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
 
 
-def check_bucket(name: str) -> str:
-    if not isinstance(name, str) or not _BUCKET.fullmatch(name):
-        raise ConfigurationError(
-            "must be the bare bucket name: 1-255 letters, digits, '.', '_' or '-' (no 's3://', '/', spaces or "
-            f"wildcards; a key prefix goes in prefix). Got {name!r}"
-        )
-    return name
+def _sse(mode: str | None) -> None:
+    if mode is not None:
+        one_of("server_side_encryption", mode, SSE_MODES)
 
 
 def _prefix(prefix: str) -> str:
@@ -63,7 +59,7 @@ class S3ArchiveTarget(TargetModel, Codec):
 
     type: Literal["s3_archive"] = "s3_archive"
     operator: ClassVar[str] = "airflow_provider_logtap.operators.s3.KafkaToS3ArchiveOperator"
-    bucket: Annotated[str, checked(check_bucket)] = setting(
+    bucket: Annotated[str, checked(naming.check_bucket)] = setting(
         description="The S3 bucket (its bare name).", templated=True, example="logtap-archive"
     )
     prefix: Annotated[str, checked(_prefix)] = setting(
@@ -82,6 +78,38 @@ class S3ArchiveTarget(TargetModel, Codec):
     max_bytes_per_object: int | None = setting(
         DEFAULT_MAX_BYTES, description="Cut objects at this uncompressed size in bytes; null: no limit.", ge=1
     )
+    server_side_encryption: Annotated[str | None, checked(_sse)] = setting(
+        None,
+        description="S3 server-side encryption of every object: AES256, aws:kms or aws:kms:dsse (sent on each "
+        "PUT, multipart upload and metadata copy); null: the bucket's default encryption.",
+        example="aws:kms",
+    )
+    sse_kms_key_id: str | None = setting(
+        None,
+        description="The KMS key (id, ARN or alias) of aws:kms / aws:kms:dsse encryption; null: the account's "
+        "AWS managed key.",
+    )
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> S3ArchiveTarget:
+        if self.sse_kms_key_id is not None and not (self.server_side_encryption or "").startswith("aws:kms"):
+            raise SettingError(
+                "sse_kms_key_id",
+                "sse_kms_key_id needs server_side_encryption aws:kms or aws:kms:dsse. Got server_side_encryption "
+                f"{self.server_side_encryption!r}",
+            )
+        return self
+
+    def encryption_args(self) -> dict[str, str]:
+        """The encryption arguments of every request that creates an object."""
+        args = (
+            {}
+            if self.server_side_encryption is None
+            else {"ServerSideEncryption": self.server_side_encryption}
+        )
+        if self.sse_kms_key_id is not None:
+            args["SSEKMSKeyId"] = self.sse_kms_key_id
+        return args
 
     @property
     def asset_uri(self) -> str:
@@ -104,6 +132,7 @@ class S3ArchiveTarget(TargetModel, Codec):
             prefix=self.prefix,
             archive_format=self.archive_format(),
             run=run,
+            object_args=self.encryption_args(),
         )
 
     def relocated(self, name: str) -> S3ArchiveTarget:

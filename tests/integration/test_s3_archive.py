@@ -84,11 +84,13 @@ def test_rewriting_a_range_never_duplicates(
     big = S3ArchiveSink(client=s3_client, bucket=bucket, archive_format=ArchiveFormat(max_records=200))
     result = write(big, consumer, OffsetRange(topic=topic_name, partition=0, start=0, end=500))
     assert len(result.objects) == 3 and len(result.removed) == 4  # 70, 140, 210, 280
-    assert archived(s3_client, bucket) == values
+    bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys(s3_client, bucket)]
+    assert [line for body in bodies for line in read_lines(body, "none")] == values
     # The same range again: same keys, same content.
     again = write(big, consumer, OffsetRange(topic=topic_name, partition=0, start=0, end=500))
     assert again.objects == result.objects and again.removed == ()
-    assert archived(s3_client, bucket) == values
+    bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys(s3_client, bucket)]
+    assert [line for body in bodies for line in read_lines(body, "none")] == values
 
 
 def test_rewrite_touches_nothing_outside_its_range(
@@ -103,7 +105,8 @@ def test_rewrite_touches_nothing_outside_its_range(
     before = keys(s3_client, bucket)
     write(sink, consumer, OffsetRange(topic=topic_name, partition=0, start=100, end=200))
     assert keys(s3_client, bucket) == before and len(before) == 3
-    assert archived(s3_client, bucket) == values
+    bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys(s3_client, bucket)]
+    assert [line for body in bodies for line in read_lines(body, "none")] == values
 
 
 def test_loss_while_rewriting_keeps_the_only_copy(
@@ -126,3 +129,41 @@ def test_prefix_cannot_escape(s3_client, bucket: str) -> None:  # type: ignore[n
 
     with pytest.raises(ConfigurationError, match="unsafe segment"):
         S3ArchiveSink(client=s3_client, bucket=bucket, prefix="../other")
+
+
+def test_server_side_encryption_reaches_every_object_single_and_multipart(
+    kafka_bootstrap: str, topic_name: str, consumer: Consumer, s3_client, bucket: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The target's encryption settings are sent on the single PUT, the multipart upload and the metadata copy
+    (a copy without them would re-encrypt the object with the bucket's default)."""
+    import os
+
+    from airflow_provider_logtap.sinks.s3 import MIN_PART_SIZE
+    from airflow_provider_logtap.targets.s3_archive import S3ArchiveTarget
+
+    create_topic(kafka_bootstrap, topic_name, partitions=1)
+    # Incompressible values: the first object (cut at 60 records) is above one part, the second a single PUT.
+    values = [os.urandom(100_000).hex().encode() for _ in range(70)]
+    produce(kafka_bootstrap, topic_name, 0, values)
+    target = S3ArchiveTarget.of(
+        bucket=bucket,
+        server_side_encryption="aws:kms",
+        sse_kms_key_id="alias/logtap-test",
+        compression="none",
+    )
+    sink = S3ArchiveSink(
+        client=s3_client,
+        bucket=bucket,
+        archive_format=ArchiveFormat(compression="none", max_records=60),
+        part_size=MIN_PART_SIZE,
+        object_args=target.encryption_args(),
+    )
+    write(sink, consumer, OffsetRange(topic=topic_name, partition=0, start=0, end=70))
+    heads = [s3_client.head_object(Bucket=bucket, Key=k) for k in keys(s3_client, bucket)]
+    assert [h["ContentLength"] > MIN_PART_SIZE for h in heads] == [True, False]
+    assert [(h["ServerSideEncryption"], h["SSEKMSKeyId"]) for h in heads] == [
+        ("aws:kms", "alias/logtap-test")
+    ] * 2
+    assert all(h["Metadata"]["logtap-end-offset"] for h in heads)  # the multipart object's final metadata
+    bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys(s3_client, bucket)]
+    assert [line for body in bodies for line in read_lines(body, "none")] == values

@@ -292,3 +292,13 @@ def test_planning_ten_billion_offsets_is_arithmetic_not_a_list() -> None:
     assert Plan.from_dict(plan.to_dict()) == plan
     assert time.perf_counter() - began < 0.5
     _refused(lambda: check_replay_plan(plan), "Split it into 10 replays")
+
+
+def test_encryption_settings_are_checked_together() -> None:
+    with pytest.raises(ConfigurationError, match=r"'server_side_encryption' must be one of .*Got 'kms'"):
+        S3ArchiveTarget.of(bucket="b", server_side_encryption="kms")
+    with pytest.raises(ConfigurationError, match="'sse_kms_key_id' needs server_side_encryption aws:kms"):
+        S3ArchiveTarget.of(bucket="b", server_side_encryption="AES256", sse_kms_key_id="alias/x")
+    assert S3ArchiveTarget.of(bucket="b", server_side_encryption="AES256").encryption_args() == {
+        "ServerSideEncryption": "AES256"
+    }
