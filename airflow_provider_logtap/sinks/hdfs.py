@@ -3,8 +3,9 @@
 Both write every file under a hidden temporary name in its final directory (``.<name>.inprogress``: Hive, Spark
 and Impala ignore names starting with ``.``) and rename it into place when it is complete, so readers never see
 half a file. Names are deterministic (``<topic>+<partition>+<start:020d>``), so writing a range again replaces
-its files instead of doubling them. WebHDFS renames do not overwrite: an existing file of the same name is
-deleted just before the rename, so a reader may briefly miss it but never sees it twice or half written.
+its files instead of doubling them. The rename into place overwrites an existing file of the same name in one
+NameNode operation (WebHDFS ``renameoptions=OVERWRITE``), so a reader never misses it, never sees it twice or
+half written, and a task stopped at any point leaves the previous file or the new one.
 
 The ``client`` is an ``hdfs`` library client (``WebHDFSHook(...).get_conn()``: ``InsecureClient`` or
 ``KerberosClient``). :func:`with_retries` gives its requests session bounded timeouts and retries with backoff
@@ -161,14 +162,23 @@ class _Files:
             self.client.write(path, data=data, overwrite=True)
 
     def replace(self, temp: str, final: str) -> None:
-        """Rename ``temp`` to ``final``, deleting an older ``final`` first (WebHDFS renames never overwrite).
-        A rename repeated after its answer was lost finds ``temp`` gone and ``final`` there: it is done."""
+        """Rename ``temp`` to ``final`` atomically, replacing an older ``final``: one NameNode operation
+        (WebHDFS ``RENAME`` with ``renameoptions=OVERWRITE``, HDFS's ``rename2``), so no moment exists in
+        which ``final`` is missing (a task killed there would leave its range without the file, and a
+        superseded retry would never write it again). A server that ignores rename options (it answers the
+        plain rename's ``false``) gets delete + rename. A rename repeated after its answer was lost finds
+        ``temp`` gone and ``final`` there: it is done."""
         from hdfs.util import HdfsError
 
         with self._named(f"renaming {temp} to {final}"):
-            self.client.delete(final)
             try:
-                self.client.rename(temp, final)
+                # The hdfs library's rename() takes no options; its request method passes them through.
+                answer = self.client._rename(
+                    temp, destination=self.client.resolve(final), renameoptions="OVERWRITE"
+                )
+                if _rename_refused(answer):
+                    self.client.delete(final)
+                    self.client.rename(temp, final)
             except HdfsError:
                 if self.client.status(temp, strict=False) is None and self.exists(final):
                     return
@@ -192,6 +202,17 @@ class _Files:
     def read(self, path: str) -> bytes:
         with self._named(f"reading {path}"), self.client.read(path) as reader:
             return bytes(reader.read())
+
+
+def _rename_refused(answer: requests.Response) -> bool:
+    """Whether a rename with options was answered as a plain rename that did nothing (``{"boolean": false}``):
+    HDFS answers a rename with options with an empty body, a plain one with its boolean."""
+    if not answer.content:
+        return False
+    try:
+        return answer.json().get("boolean") is False
+    except ValueError:
+        return False
 
 
 class HdfsRawSink:

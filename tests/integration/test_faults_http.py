@@ -416,6 +416,8 @@ HDFS_FAULTS = {
     "rename-503": {"method": "PUT", "path": r"op=RENAME", "status": 503},
     # The NameNode renamed; its answer is cut: the repeated rename finds the file already in place.
     "rename-reset-mid-response": {"method": "PUT", "path": r"op=RENAME", "reset_response_after": 12},
+    # Deleting the files of an earlier, differently cut write of the range (a replace never deletes: it is one
+    # rename with overwrite).
     "delete-reset-mid-response": {"method": "DELETE", "path": r"op=DELETE", "reset_response_after": 12},
 }
 
@@ -433,6 +435,16 @@ def test_webhdfs_raw_faults_are_retried_and_each_offset_is_there_once(
     proxy, client = hdfs_behind()
     proxy.fail(times=2, **HDFS_FAULTS[fault])
     values = hdfs_values(seed=len(fault))
+    if fault.startswith("delete"):
+        earlier = HdfsRawSink(
+            client=hdfs_client,
+            base=hdfs_base,
+            archive_format=ArchiveFormat(compression="none", max_records=250),
+        )
+        earlier.write(
+            OffsetRange(topic=topic_name, partition=0, start=0, end=len(values)),
+            batches(topic_name, values, size=200),
+        )
     sink = HdfsRawSink(
         client=client, base=hdfs_base, archive_format=ArchiveFormat(compression="none", max_records=400)
     )

@@ -169,11 +169,18 @@ class CrashOnRename:
     def __init__(self, client: Any, crash_after: int) -> None:
         self.client, self.left = client, crash_after
 
-    def rename(self, src: str, dst: str) -> None:
+    def _crash(self) -> None:
         if self.left == 0:
             raise ConnectionError("simulated crash between temporary write and rename")
         self.left -= 1
+
+    def rename(self, src: str, dst: str) -> None:
+        self._crash()
         self.client.rename(src, dst)
+
+    def _rename(self, src: str, **params: Any) -> Any:  # the request method of a rename with options
+        self._crash()
+        return self.client._rename(src, **params)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
