@@ -94,9 +94,8 @@ def start(workdir: Path, port: int | None = None, attempts: int = 3) -> Service:
             "-cp",
             classpath,
         ]
-        # ``--cluster-id=<id>`` in one argument: an id starting with '-' is never taken for an option.
         formatted = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props)],
+            format_command(jvm, _cluster_id(), props),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -117,6 +116,12 @@ def start(workdir: Path, port: int | None = None, attempts: int = 3) -> Service:
             if port:
                 break
     raise ServiceError(f"Kafka did not start: {last}")
+
+
+def format_command(jvm: list[str], cluster_id: str, props: Path, *extra: str) -> list[str]:
+    """Kafka's ``kafka-storage.sh format`` of the node configured by ``props`` (``extra``: e.g. ``--add-scram``
+    arguments). ``--cluster-id=<id>`` in one argument: an id starting with '-' is never taken for an option."""
+    return [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props), *extra]
 
 
 def _cluster_id() -> str:
@@ -343,14 +348,7 @@ def start_cluster(workdir: Path, brokers: int = 3, attempts: int = 3) -> Cluster
             props.write_text(_cluster_properties(n, ports, cluster.workdir / f"data-{n}"))
             formats.append(
                 subprocess.Popen(
-                    [
-                        *jvm,
-                        "kafka.tools.StorageTool",
-                        "format",
-                        f"--cluster-id={cluster_id}",
-                        "-c",
-                        str(props),
-                    ],
+                    format_command(jvm, cluster_id, props),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     text=True,

@@ -216,15 +216,7 @@ def start(workdir: Path, users: Mapping[str, str], tls: Tls | None = None, attem
             classpath,
         ]
         formatted = subprocess.run(
-            [
-                *jvm,
-                "kafka.tools.StorageTool",
-                "format",
-                f"--cluster-id={kafka._cluster_id()}",
-                "-c",
-                str(props),
-                *scram,
-            ],
+            kafka.format_command(jvm, kafka._cluster_id(), props, *scram),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
