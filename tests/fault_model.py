@@ -373,7 +373,7 @@ class Sequence:
         self._s3: Any = None
         self._hdfs: Any = None
         self._search: Any = None
-        self._admin: Any = None
+        self._consumers: dict[str, Any] = {}
         self.touched: set[str] = set()  # the targets the current step wrote (checked after it)
         self._cache: dict[Any, list[str]] = {}
         self.temps = 0  # temporary files / multipart uploads seen by the last holdings()
@@ -506,7 +506,16 @@ class Sequence:
     def produce(self, n: int) -> None:
         from confluent_kafka import Producer
 
-        producer = Producer({"bootstrap.servers": self.services.bootstrap, "enable.idempotence": True})
+        # In order per partition without the idempotent producer: librdkafka 2.x crashed (SIGSEGV in rdk:main)
+        # retrying InitProducerId on a broker whose coordinator was still loading, in the bench's first minute.
+        producer = Producer(
+            {
+                "bootstrap.servers": self.services.bootstrap,
+                "enable.idempotence": False,
+                "acks": "all",
+                "max.in.flight.requests.per.connection": 1,
+            }
+        )
         pending: list[Record] = []
         for _ in range(n):
             p = self.rnd.randrange(PARTITIONS)
@@ -520,7 +529,7 @@ class Sequence:
             self.by_uid[uid] = rec
             producer.produce(self.topic, value, partition=p, timestamp=self.clock)
         assert producer.flush(30) == 0
-        for rec in pending:  # one producer, idempotent, per partition in order: offsets follow the order
+        for rec in pending:  # one producer, one request in flight: offsets follow the order per partition
             rec.offset = len(self.records[rec.partition])
             self.records[rec.partition].append(rec)
         self.note(f"produce {n} records (high watermarks {self.high_watermarks()})")
@@ -900,27 +909,33 @@ class Sequence:
 
     def kafka_committed(self, *names: str) -> dict[str, dict[int, tuple[int | None, str | None]]]:
         """The taps' groups' committed offsets and metadata, as the broker has them (read by the test's own
-        admin client, the requests in flight together)."""
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        consumers, one per group, kept for the sequence; never subscribed, so they never join the group).
+        Not the admin API's list_consumer_group_offsets: librdkafka 2.x crashed (SIGSEGV in rdk:main) on it
+        while a fresh broker's offsets coordinator was still loading."""
+        from confluent_kafka import Consumer
 
-        if self._admin is None:
-            from confluent_kafka.admin import AdminClient
+        from airflow_provider_logtap.kafka.offsets import committed_offsets
 
-            self._admin = AdminClient({"bootstrap.servers": self.services.bootstrap})
-        wanted = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
-        futures = {
-            name: self._admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(self.taps[name].group, wanted)], request_timeout=30
-            )[self.taps[name].group]
-            for name in names
-        }
-        return {
-            name: {
-                tp.partition: (tp.offset if tp.offset >= 0 else None, tp.metadata or None)
-                for tp in f.result().topic_partitions
-            }
-            for name, f in futures.items()
-        }
+        out: dict[str, dict[int, tuple[int | None, str | None]]] = {}
+        for name in names:
+            group = self.taps[name].group
+            if group not in self._consumers:
+                self._consumers[group] = Consumer(
+                    {
+                        "bootstrap.servers": self.services.bootstrap,
+                        "group.id": group,
+                        "enable.auto.commit": False,
+                    }
+                )
+            state = committed_offsets(self._consumers[group], self.topic, range(PARTITIONS))  # retries
+            out[name] = {p: (c.offset, c.metadata or None) for p, c in state.items()}
+        return out
+
+    def close(self) -> None:
+        """Close the sequence's own Kafka clients."""
+        for consumer in self._consumers.values():
+            consumer.close()
+        self._consumers.clear()
 
     # --- the invariant ---
 
@@ -1111,9 +1126,12 @@ class Sequence:
         else:
             self.setup()
             self.produce(self.rnd.randint(20, 40))
-        for _ in range(steps):
-            self.step()
-        self.drain()
+        try:
+            for _ in range(steps):
+                self.step()
+            self.drain()
+        finally:
+            self.close()
 
 
 @contextlib.contextmanager
