@@ -40,6 +40,11 @@ from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
+#: A bulk action line: index ``%s``, ``_id`` ``<topic>-<partition>-<offset>`` (the one definition of the id).
+_ACTION = b'{"index":{"_index":"%s","_id":"%s-%d-%d"}}\n'
+#: An action line and its document line.
+_ACTION_AND_DOC = _ACTION + b"%s\n"
+
 
 class TransientBulkError(Exception):
     """A whole bulk request failed for a passing reason: the cluster answered 429/502/503/504, or the
@@ -305,10 +310,7 @@ class SearchSink:
                     k += 1
                     index = self._index_of(doc)
                     indices.add(index)
-                    lines.append(
-                        b'{"index":{"_index":"%s","_id":"%s-%d-%d"}}\n%s\n'
-                        % (index, topic.encode(), partition, offset, doc)
-                    )
+                    lines.append(_ACTION_AND_DOC % (index, topic.encode(), partition, offset, doc))
                 spool.write(b"".join(lines))
             if ratio_exceeded(bad, total, self.max_bad_ratio):
                 self._too_many_bad(rng, bad, f"{bad} of {total} lines ({bad / total:.1%})")
@@ -351,7 +353,7 @@ class SearchSink:
         )
 
     def _dead_action(self, topic: str, partition: int, offset: int) -> bytes:
-        return b'{"index":{"_index":"%s","_id":"%s-%d-%d"}}\n' % (
+        return _ACTION % (
             self.dead_letter_index.encode(),
             topic.encode(),
             partition,
