@@ -84,13 +84,11 @@ def test_rewriting_a_range_never_duplicates(
     big = S3ArchiveSink(client=s3_client, bucket=bucket, archive_format=ArchiveFormat(max_records=200))
     result = write(big, consumer, OffsetRange(topic=topic_name, partition=0, start=0, end=500))
     assert len(result.objects) == 3 and len(result.removed) == 4  # 70, 140, 210, 280
-    bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys(s3_client, bucket)]
-    assert [line for body in bodies for line in read_lines(body, "none")] == values
+    assert archived(s3_client, bucket) == values
     # The same range again: same keys, same content.
     again = write(big, consumer, OffsetRange(topic=topic_name, partition=0, start=0, end=500))
     assert again.objects == result.objects and again.removed == ()
-    bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys(s3_client, bucket)]
-    assert [line for body in bodies for line in read_lines(body, "none")] == values
+    assert archived(s3_client, bucket) == values
 
 
 def test_rewrite_touches_nothing_outside_its_range(
@@ -105,8 +103,7 @@ def test_rewrite_touches_nothing_outside_its_range(
     before = keys(s3_client, bucket)
     write(sink, consumer, OffsetRange(topic=topic_name, partition=0, start=100, end=200))
     assert keys(s3_client, bucket) == before and len(before) == 3
-    bodies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys(s3_client, bucket)]
-    assert [line for body in bodies for line in read_lines(body, "none")] == values
+    assert archived(s3_client, bucket) == values
 
 
 def test_loss_while_rewriting_keeps_the_only_copy(
