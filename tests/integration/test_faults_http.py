@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from devstack.faultproxy import FaultProxy
+from hdfs_helpers import hdfs_tree
 
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.ranges import OffsetRange
@@ -367,15 +368,6 @@ def hdfs_behind(
         return proxy, webhdfs_client(conn_id)
 
     return make
-
-
-def hdfs_tree(client: Any, base: str) -> dict[str, bytes]:
-    out = {}
-    for root, _dirs, files in client.walk(base):
-        for name in files:
-            with client.read(f"{root}/{name}") as reader:
-                out[f"{root}/{name}"[len(base) + 1 :]] = reader.read()
-    return out
 
 
 def hdfs_values(seed: int) -> list[bytes]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
+from hdfs_helpers import hdfs_tree as tree
 from kafka_helpers import counted_read, create_topic, produce
 
 from airflow_provider_logtap.core.eventtime import EventTimeReader, TimeFormat
@@ -25,16 +26,6 @@ def consumer(kafka_bootstrap: str) -> Iterator[Consumer]:
     c = Consumer(reader_config({"bootstrap.servers": kafka_bootstrap}, "logtap-test-hdfs"))
     yield c
     c.close()
-
-
-def tree(client: Any, base: str) -> dict[str, bytes]:
-    """Every file under ``base`` (hidden ones too) and its content."""
-    out = {}
-    for root, _dirs, files in client.walk(base):
-        for name in files:
-            with client.read(f"{root}/{name}") as reader:
-                out[f"{root}/{name}"[len(base) + 1 :]] = reader.read()
-    return out
 
 
 def lines_of(files: dict[str, bytes], prefix: str) -> list[bytes]:

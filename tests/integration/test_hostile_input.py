@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from hdfs_helpers import hdfs_tree as hdfs_files
 from kafka_helpers import create_topic
 
 from airflow_provider_logtap.core import compression
@@ -133,15 +134,6 @@ def s3_content(target: S3ArchiveTarget, s3_client: Any, rng: OffsetRange) -> byt
         compression.decompress("gzip", s3_client.get_object(Bucket=target.bucket, Key=k)["Body"].read())
         for k in keys
     )
-
-
-def hdfs_files(client: Any, base: str) -> dict[str, bytes]:
-    out = {}
-    for root, _dirs, files in client.walk(base):
-        for name in files:
-            with client.read(f"{root}/{name}") as reader:
-                out[f"{root}/{name}"[len(base) + 1 :]] = reader.read()
-    return out
 
 
 def raw_content(target: HdfsRawTarget, client: Any, rng: OffsetRange) -> bytes:
