@@ -11,17 +11,9 @@ from typing import Any
 import pytest
 from airflow_env import AirflowEnv
 from conftest import write_taps
+from hdfs_helpers import hdfs_tree as hdfs_files
 
 PARTITIONS = 3
-
-
-def hdfs_files(client: Any, base: str) -> dict[str, bytes]:
-    out = {}
-    for root, _dirs, files in client.walk(base):
-        for name in files:
-            with client.read(f"{root}/{name}") as reader:
-                out[f"{root}/{name}"[len(base) + 1 :]] = reader.read()
-    return out
 
 
 @pytest.mark.airflow2
