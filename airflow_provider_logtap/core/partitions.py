@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from airflow_provider_logtap.core.eventtime import EventTimeReader, zone_of
+from airflow_provider_logtap.core.eventtime import END_EPOCH, FIRST_EPOCH, EventTimeReader, zone_of
 from airflow_provider_logtap.errors import ConfigurationError
 
 DEFAULT_TEMPLATE = "dt=%Y-%m-%d/hour=%H"
@@ -32,10 +32,10 @@ _FIELD_REGEX = {
 _SAFE = re.compile(r"^[A-Za-z0-9._=+-]+$")
 _CACHE_LIMIT = 250_000
 # Event times outside these years are no partition (strftime writes year 999 as "999", and 10000 does not exist):
-# a day inside the reader's own bounds (eventtime.FIRST_EPOCH, END_EPOCH), so that no partition zone shifts a time
-# out of them.
-_MIN_EPOCH = calendar.timegm((1000, 1, 2, 0, 0, 0))
-_MAX_EPOCH = calendar.timegm((9999, 12, 31, 0, 0, 0))
+# a day inside the reader's own bounds, so that no partition zone shifts a time out of them.
+_DAY = 86_400
+_MIN_EPOCH = FIRST_EPOCH + _DAY  # 1000-01-02
+_MAX_EPOCH = END_EPOCH - _DAY  # 9999-12-31
 # The seconds of a time that is inside its minute (not 60, a leap second, which is in the next one).
 _SECONDS = frozenset(b"%02d" % s for s in range(60))
 _COLON_SECONDS = frozenset(b":" + s for s in _SECONDS)
