@@ -13,6 +13,7 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)                      # fetches t
 [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] || need+=(openjdk-17-jdk-headless)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)  # the scheduler's metadata DB in tests
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)                  # the Celery broker of the CeleryExecutor tests
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
