@@ -1,4 +1,5 @@
-"""Taps → DAGs. Each tap gets its own incremental DAG: plan → load (one mapped task per partition) → commit."""
+"""Taps → DAGs. Each tap gets its own incremental DAG: plan → load (one mapped task per partition, or per chunk of
+a partition's range) → commit."""
 
 from __future__ import annotations
 
@@ -29,10 +30,29 @@ from airflow_provider_logtap.sensors.kafka import (
 from airflow_provider_logtap.taps import DEFAULT_START, TAPS_FILE_ENV, Tap
 from airflow_provider_logtap.targets import target_to_dict
 
+#: A load task instance's label in the UI: ``partition 3 [1200, 1350)``, or ``partition 3 chunk 2/8 [1200, 1350)``
+#: for a chunk; the same text as :func:`airflow_provider_logtap.core.chunks.label` (a test holds them equal).
 PARTITION_LABEL = (
-    "partition {{ task.offset_range['partition'] }} "
+    "partition {{ task.offset_range['partition'] }}"
+    "{% if task.offset_range.get('chunk') %} chunk {{ task.offset_range['chunk']['index'] }}/"
+    "{{ task.offset_range['chunk']['count'] }}{% endif %} "
     "[{{ task.offset_range['start'] }}, {{ task.offset_range['end'] }})"
 )
+
+#: The priority of the replay DAG's loads: below the taps' (``priority_weight``, 10 by default),
+#: so that a replay waits for free slots rather than starving the scheduled loads.
+REPLAY_PRIORITY_WEIGHT = 1
+
+
+def _scheduling(tap: Tap) -> dict[str, Any]:
+    """How Airflow schedules a tap's load tasks: its pool, priority and the most at once (``max_active_chunks``,
+    over all the DAG's runs, so a long backfill cannot take every worker slot)."""
+    out: dict[str, Any] = {"priority_weight": tap.priority_weight, "weight_rule": "absolute"}
+    if tap.pool is not None:
+        out["pool"] = tap.pool
+    if tap.max_active_chunks is not None:
+        out["max_active_tis_per_dag"] = tap.max_active_chunks
+    return out
 
 
 def _load_operator(tap: Tap, **extra: Any) -> Any:
@@ -54,6 +74,7 @@ def _load_operator(tap: Tap, **extra: Any) -> Any:
         map_index_template=PARTITION_LABEL,
         progress_seconds=tap.progress_seconds,
         outlets=[asset(f"{target.asset_uri}/{tap.topic}", f"logtap_{tap.name}")],
+        **_scheduling(tap),
         **settings,
         **extra,
     )
@@ -100,7 +121,8 @@ def incremental_dag(tap: Tap) -> DAG:
         doc_md=(
             f"Incremental load of topic `{tap.topic}` into `{tap.target.type}` by consumer group "
             f"`{tap.group}`: **wait** for a backlog, **plan** the ranges `[committed, high watermark)`, **load** "
-            "one mapped task per partition, **commit** the group's offsets only after every load succeeded. "
+            "one mapped task per partition (or per chunk of `chunk_records` offsets), **commit** the group's "
+            "offsets only after every load succeeded. "
             "**retention_risk** runs beside the load once there is a backlog: it warns when the oldest unloaded "
             "record nears deletion by retention (failing the run for alerting with `retention_fail`), and never "
             "holds the load back, since loading is what lowers the risk."
@@ -134,6 +156,7 @@ def incremental_dag(tap: Tap) -> DAG:
             end=end,
             initial=tap.initial,
             on_data_loss=tap.on_data_loss,
+            chunk_records=tap.chunk_records,
             kafka_config_id=tap.kafka_conn_id,
         )
         wait >> [retention, plan]
@@ -179,6 +202,7 @@ def interval_dag(tap: Tap) -> DAG:
             max_disorder=tap.max_disorder_seconds,
             ledger_horizon_days=tap.ledger_horizon_days,
             kafka_config_id=tap.kafka_conn_id,
+            chunk_records=tap.chunk_records,
             wait_for_completeness=True,
             lateness=max(tap.lateness_seconds, tap.max_disorder_seconds),  # the zone after the end exists
             idle_grace=tap.idle_grace_seconds,
@@ -249,7 +273,11 @@ def replay_dag(taps: list[Tap]) -> DAG:
         plan = KafkaReplayPlanOperator(task_id="plan", taps=taps)
         replay = "{{ ti.xcom_pull(task_ids='plan', key='replay') }}"
         load = KafkaToTargetOperator.partial(
-            task_id="load", replay=replay, map_index_template=PARTITION_LABEL
+            task_id="load",
+            replay=replay,
+            map_index_template=PARTITION_LABEL,
+            priority_weight=REPLAY_PRIORITY_WEIGHT,
+            weight_rule="absolute",
         ).expand(offset_range=plan.output)
         KafkaReplayFinishOperator(task_id="finish", replay=replay, results=load.output)
     return dag

@@ -207,6 +207,34 @@ class Tap(Settings):
     max_records_per_run: int | None = setting(
         None, description="Group mode: at most this many records per partition per run; null: no limit.", ge=1
     )
+    chunk_records: int | None = setting(
+        None,
+        description="Split each partition's range of a run that is longer than this many offsets into balanced "
+        "chunks, each loaded by its own task on whatever worker is free (and retried alone); null: one load per "
+        "partition. Chunks are cut at plan time and reused on every retry and clear. Interval mode cuts an "
+        "interval's core, never the zones around its boundaries.",
+        fix="e.g. 1000000 (a million offsets per load task)",
+        ge=1,
+    )
+    max_active_chunks: int | None = setting(
+        None,
+        description="At most this many of the tap's load tasks at once, over all its runs (a backfill too): "
+        "Airflow's max_active_tis_per_dag of the load; null: bounded only by the pool and Airflow's parallelism.",
+        ge=1,
+    )
+    pool: str | None = setting(
+        None,
+        description="The Airflow pool of the tap's load tasks (create it: airflow pools set <name> <slots> "
+        "<description>); one pool shared by several taps bounds their loads together, e.g. to spare the broker. "
+        "null: default_pool.",
+        min_length=1,
+    )
+    priority_weight: int = setting(
+        10,
+        description="The Airflow priority of the tap's load tasks when slots are short (absolute weight); the "
+        "logtap_replay DAG's loads have 1, so a replay never starves the scheduled loads.",
+        ge=1,
+    )
     sensor_mode: SensorMode = setting(
         "deferrable",
         description="How the DAG's first task waits: deferrable in the triggerer (no worker slot; needs "

@@ -14,8 +14,7 @@ from airflow_provider_logtap.compat import (
     in_task_test,
     run_identity,
 )
-from airflow_provider_logtap.core import claims
-from airflow_provider_logtap.core.ranges import OffsetRange
+from airflow_provider_logtap.core import chunks, claims
 from airflow_provider_logtap.errors import ClaimConflictError
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 
@@ -30,7 +29,8 @@ class KafkaCommitRangesOperator(BaseOperator):
     Under ``airflow tasks test`` it decides and logs as a run would, but commits nothing: the live group's
     offsets and claims stay as they are (``airflow dags test`` is a real run and commits).
 
-    :param ranges: the plan's ranges (``plan.output``).
+    :param ranges: the plan's load specs (``plan.output``: ranges, or chunks of them, put back together per
+        partition).
     :param group_id: the tap's consumer group.
     :param results: the loads' results (``load.output``), summed up in the log.
     :param kafka_config_id: the Kafka connection id.
@@ -57,7 +57,7 @@ class KafkaCommitRangesOperator(BaseOperator):
 
     @fail_without_retry
     def execute(self, context: Context) -> dict[str, Any]:
-        ranges = [OffsetRange.from_dict(r) for r in self.ranges or ()]
+        ranges = chunks.whole_ranges(self.ranges or ())  # a chunked partition: its whole planned range
         if not ranges:
             raise AirflowSkipException("the plan has no ranges")
         topic = ranges[0].topic

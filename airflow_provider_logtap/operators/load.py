@@ -15,7 +15,7 @@ from airflow_provider_logtap.compat import (
     fail_without_retry,
     run_identity,
 )
-from airflow_provider_logtap.core import claims
+from airflow_provider_logtap.core import chunks, claims
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.intervals import Membership
 from airflow_provider_logtap.core.ranges import ON_DATA_LOSS, OffsetRange
@@ -43,9 +43,11 @@ class KafkaRangeLoadOperator(BaseOperator):
     Kafka timestamp is outside the interval (*out of place*): a warning with examples, ``out_of_place`` in its
     result (under ``interval``) and the ``logtap.out_of_place`` metric.
 
-    :param offset_range: ``{"topic", "partition", "start", "end"}``, usually one element of a plan.
+    :param offset_range: ``{"topic", "partition", "start", "end"}``, usually one element of a plan (a chunk of a
+        partition's range also names, under ``chunk``, its place and the whole range: see
+        :mod:`airflow_provider_logtap.core.chunks`).
     :param group_id: the tap's consumer group: when set, the load writes only while its run holds the claim on
-        this range (a superseded run's load is skipped).
+        this range (a chunk: on the whole range it is part of; a superseded run's load is skipped).
     :param on_data_loss: ``fail`` (default) or ``log_start`` when retention deletes offsets while reading.
     :param batch_size: records per consume call.
     :param max_out_of_place_ratio: interval mode: fail (without retries; the records are written) when more
@@ -116,11 +118,15 @@ class KafkaRangeLoadOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         rng = OffsetRange.from_dict(self.offset_range)
         one_of("on_data_loss", self.on_data_loss, ON_DATA_LOSS)
+        chunk = chunks.chunk_of(self.offset_range)
+        if chunk is not None:
+            self.log.info("%s: chunk %d of %d of %s", chunk.label, chunk.index, chunk.count, chunk.whole)
         hook = KafkaRangeHook(kafka_config_id=self.kafka_config_id)
         if self.group_id:
             run = run_identity(context)
+            claimed = rng if chunk is None else chunk.whole  # a run claims a partition's whole range
             state = hook.committed(self.group_id, rng.topic, [rng.partition])[rng.partition]
-            decision = claims.before_write(run=run, rng=rng, claim=state.claim, offset=state.offset)
+            decision = claims.before_write(run=run, rng=claimed, claim=state.claim, offset=state.offset)
             if decision.action == "superseded":
                 raise AirflowSkipException(decision.reason)
             self.log.info(decision.reason)

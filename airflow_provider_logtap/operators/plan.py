@@ -10,11 +10,14 @@ from typing import Any
 from airflow_provider_logtap.compat import (
     BaseOperator,
     Context,
+    airflow_setting,
     fail_without_retry,
     in_task_test,
     run_identity,
 )
-from airflow_provider_logtap.core.intervals import DEFAULT_MAX_DISORDER_SECONDS, check_disorder
+from airflow_provider_logtap.core.chunks import CHUNK_KEY, chunk_specs
+from airflow_provider_logtap.core.chunks import label as chunk_label
+from airflow_provider_logtap.core.intervals import CORE, DEFAULT_MAX_DISORDER_SECONDS, check_disorder
 from airflow_provider_logtap.core.ranges import (
     ON_DATA_LOSS,
     EndSpec,
@@ -26,8 +29,10 @@ from airflow_provider_logtap.errors import ConfigurationError, one_of
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.kafka.reader import read_range
 from airflow_provider_logtap.ledger import DEFAULT_HORIZON_DAYS, PlanLedger, check_horizon
+from airflow_provider_logtap.models import check_setting
 from airflow_provider_logtap.operators._templating import check_unless_templated
 from airflow_provider_logtap.sensors.kafka import KafkaIntervalCompleteSensor
+from airflow_provider_logtap.taps import Tap
 
 PLAN_XCOM_KEY = "plan"
 
@@ -44,7 +49,8 @@ def try_for_real(dag_id: str) -> str:
 class KafkaPlanRangesOperator(BaseOperator):
     """Plan the half-open offset ranges ``[start, end)`` of one run, one per partition.
 
-    Returns the ranges (a list of ``{"topic", "partition", "start", "end"}``, one per partition, ready for
+    Returns the load specs (a list of ``{"topic", "partition", "start", "end"}``, one per partition, or one per
+    chunk of a range longer than ``chunk_records``, see :mod:`airflow_provider_logtap.core.chunks`; ready for
     ``.expand()``) and pushes the whole plan, including offsets lost to retention, under the XCom key
     ``plan``. A retried load task reuses this plan unchanged.
 
@@ -66,6 +72,8 @@ class KafkaPlanRangesOperator(BaseOperator):
     :param on_data_loss: ``fail`` (default) when retention deleted offsets the plan needs, or ``log_start``
         to start at the log start and record the lost offsets in the plan.
     :param claim: claim the range in the group's commit metadata (group mode only; default ``True``).
+    :param chunk_records: split each range longer than this many offsets into balanced chunks, one load task
+        each (default ``None``: one load per partition). The claim and the commit stay per partition.
     :param kafka_config_id: the Kafka connection id.
     """
 
@@ -83,10 +91,13 @@ class KafkaPlanRangesOperator(BaseOperator):
         partitions: Sequence[int] | None = None,
         on_data_loss: str = "fail",
         claim: bool = True,
+        chunk_records: int | None = None,
         kafka_config_id: str = "kafka_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        owner = f"{type(self).__name__}(task_id={self.task_id!r})"
+        self.chunk_records = check_setting(Tap, "chunk_records", chunk_records, owner=owner)
         self.topic = topic
         self.group_id = group_id
         self.start = start
@@ -143,7 +154,28 @@ class KafkaPlanRangesOperator(BaseOperator):
                 hook.claim(plan, run)
                 self.log.info("claimed the ranges for %s in group %s", run, self.group_id)
         context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
-        return [r.to_dict() for r in plan.ranges]
+        return planned_chunks(self.log, [r.to_dict() for r in plan.ranges], self.chunk_records)
+
+
+def planned_chunks(
+    log: Any, specs: list[dict[str, Any]], chunk_records: int | None, cuts: Any = None, whole: Any = None
+) -> list[dict[str, Any]]:
+    """``specs`` split into chunks (see :func:`~airflow_provider_logtap.core.chunks.chunk_specs`), no more than
+    Airflow's ``[core] max_map_length`` (it would fail the plan, in vain), the split logged."""
+    out = chunk_specs(
+        specs, chunk_records, cuts, max_specs=int(airflow_setting("core", "max_map_length") or 1024)
+    )
+    if len(out) > len(specs):
+        log.info(
+            "%d ranges longer than chunk_records=%s split: %d load tasks in all",
+            len(specs),
+            chunk_records,
+            len(out),
+        )
+        for spec in out:
+            if CHUNK_KEY in spec:
+                log.info("  %s", chunk_label(spec))
+    return out
 
 
 class KafkaTimestamps:
@@ -191,6 +223,9 @@ class KafkaPlanIntervalOperator(KafkaIntervalCompleteSensor):
     :param max_disorder: how far (``timedelta`` or seconds, default 300) a record's Kafka timestamp may be from
         its neighbours' and still be placed by its own time; at most half the interval. Used only for edges
         not yet recorded.
+    :param chunk_records: split each core unit longer than this many offsets into balanced chunks, one load
+        task each (default ``None``: one load per unit). Zones stay whole: the intervals on both sides of a
+        boundary plan its zone, and must write it alike.
     :param ledger_horizon_days: the plans of intervals that end more than this many days (default 90) before
         the newest planned interval's end are deleted from the ledger when a plan is saved (``None``: keep
         every plan). Such intervals are no longer planned again (reload them with the logtap_replay DAG).
@@ -222,6 +257,7 @@ class KafkaPlanIntervalOperator(KafkaIntervalCompleteSensor):
         ledger_horizon_days: float | None = DEFAULT_HORIZON_DAYS,
         kafka_config_id: str = "kafka_default",
         wait_for_completeness: bool = False,
+        chunk_records: int | None = None,
         **kwargs: Any,
     ) -> None:
         # The ledger's index is read, changed and written back: one plan of a DAG at a time, also when a
@@ -229,6 +265,8 @@ class KafkaPlanIntervalOperator(KafkaIntervalCompleteSensor):
         kwargs.setdefault("max_active_tis_per_dag", 1)
         super().__init__(topic=topic, interval_end=interval_end, kafka_config_id=kafka_config_id, **kwargs)
         self.wait_for_completeness = wait_for_completeness
+        owner = f"{type(self).__name__}(task_id={self.task_id!r})"
+        self.chunk_records = check_setting(Tap, "chunk_records", chunk_records, owner=owner)
         self.ledger_horizon_days = check_horizon(ledger_horizon_days)
         self.interval_start = interval_start
         self.ledger = ledger
@@ -308,4 +346,8 @@ class KafkaPlanIntervalOperator(KafkaIntervalCompleteSensor):
         for gone in plan.lost:
             self.log.warning("LOST to retention (on_data_loss='log_start'): %s, %d offsets", gone, gone.size)
         context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
-        return plan.load_specs(ledger)
+        # Only cores are cut: a zone is planned by the intervals on both sides of its boundary (and cut alike only
+        # while their chunk_records agree); it spans at most max_disorder on each side.
+        return planned_chunks(
+            self.log, plan.load_specs(ledger), self.chunk_records, whole=lambda spec: spec["unit"] != CORE
+        )

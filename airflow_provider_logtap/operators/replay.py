@@ -18,6 +18,7 @@ from airflow_provider_logtap.core.ranges import EndSpec, Plan
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.ledger import PlanLedger
+from airflow_provider_logtap.operators.plan import planned_chunks
 from airflow_provider_logtap.replay import ReplayRequest, check_replay_plan, parse_request
 from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink
 from airflow_provider_logtap.taps import HdfsEventTimeTarget, Tap
@@ -62,7 +63,18 @@ class KafkaReplayPlanOperator(BaseOperator):
         if request.dry_run:
             self._count(hook, plan)
             return []
-        return [r.to_dict() for r in plan.ranges]
+        return planned_chunks(
+            self.log, [r.to_dict() for r in plan.ranges], request.tap.chunk_records, self._cuts(request, plan)
+        )
+
+    def _cuts(self, request: ReplayRequest, plan: Plan) -> dict[int, list[int]] | None:
+        """Where a rebuild's chunks may start: a rebuild replaces whole recorded writes, so only at their starts
+        (``None``, anywhere, for a replay into a new target)."""
+        if not request.overwrite:
+            return None
+        sink = build_sink(request.target, run="plan", only_partitions=request.overwrite)
+        assert isinstance(sink, HdfsEventTimeSink)
+        return {r.partition: sink.write_starts(r.topic, r.partition) for r in plan.ranges}
 
     def _plan(self, hook: KafkaRangeHook, request: ReplayRequest) -> Plan:
         end = request.end
