@@ -44,6 +44,9 @@ HOUR = 3_600_000
 DISORDER_S = 300
 PARTITIONS = 2
 MAX_RECORDS_PER_FILE = 7  # several objects/files per range: stale removal and re-cuts are exercised
+#: The chunk sizes a plan draws from (None: not chunked); a replay cuts with REPLAY_CHUNK (the taps' setting).
+CHUNK_CHOICES = (None, None, 4, 9, 16)
+REPLAY_CHUNK = 11
 UID_PREFIX = "uid="
 #: About how many client calls one write of a small range makes, per target type: a fault at a random one of them.
 CALLS = {"s3_archive": 4, "hdfs_raw": 10, "hdfs_event_time": 12, "search": 4}
@@ -298,6 +301,7 @@ class Stats:
     checks: int = 0
     duplicates: int = 0
     losses: int = 0
+    chunks: int = 0  # load tasks beyond one per range: how much the plans were cut into chunks
 
     def line(self) -> str:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
@@ -305,7 +309,8 @@ class Stats:
             f"sequences {self.sequences}, steps {sum(self.steps.values())} "
             f"({', '.join(f'{k} {v}' for k, v in sorted(self.steps.items()))}), faults injected "
             f"{sum(self.faults.values())} ({faults}), checks {self.checks}, offsets checked "
-            f"{self.offsets_checked}, duplicates {self.duplicates}, losses {self.losses}"
+            f"{self.offsets_checked}, extra chunk loads {self.chunks}, duplicates {self.duplicates}, "
+            f"losses {self.losses}"
         )
 
 
@@ -340,8 +345,12 @@ class Sequence:
                 search_conn_id=SEARCH_CONN, index_prefix=f"faults-{tag}", max_bad_ratio=None
             ),
         }
+        # Every plan cuts its ranges with a chunk size drawn for it (or none): chunks of one run, and runs cut
+        # differently, over the same targets; the replays cut with the tap's own.
         self.taps = {
-            name: Tap(name=f"f{tag}_{name}", topic=self.topic, target=t, schedule=None)
+            name: Tap(
+                name=f"f{tag}_{name}", topic=self.topic, target=t, schedule=None, chunk_records=REPLAY_CHUNK
+            )
             for name, t in targets.items()
         }
         self.interval_tap = Tap(
@@ -488,14 +497,17 @@ class Sequence:
         return "success"
 
     def would_skip(self, tap: Any, spec: dict[str, Any], run_id: str) -> bool:
+        from airflow_provider_logtap.core.chunks import whole_range
+
         if tap.mode != "group":
             return False
         name = next(n for n, t in self.taps.items() if t is tap)
         claim = self.claims[name].get(spec["partition"])
+        whole = whole_range(spec)  # a chunk writes while its run holds the claim on the partition's range
         return claim is not None and (claim.run_id, claim.start, claim.end) != (
             run_id,
-            spec["start"],
-            spec["end"],
+            whole.start,
+            whole.end,
         )
 
     # --- model ---
@@ -545,21 +557,29 @@ class Sequence:
         return run
 
     def plan(self, run: Run) -> None:
+        from airflow_provider_logtap.core.chunks import whole_ranges
         from airflow_provider_logtap.operators.plan import KafkaPlanRangesOperator
 
         tap = self.taps[run.tap]
         op = KafkaPlanRangesOperator(
-            task_id="plan", topic=tap.topic, group_id=tap.group, start="committed", end="high_watermark"
+            task_id="plan",
+            topic=tap.topic,
+            group_id=tap.group,
+            start="committed",
+            end="high_watermark",
+            chunk_records=self.rnd.choice(CHUNK_CHOICES),
         )
-        ranges = op.execute(self.context(tap.dag_id, run.run_id, {}))
+        specs = op.execute(self.context(tap.dag_id, run.run_id, {}))
+        ranges = [r.to_dict() for r in whole_ranges(specs)]
+        self.stats.chunks += len(specs) - len(ranges)
         hw = self.high_watermarks()
         for r in ranges:
             expected = (self.committed[run.tap].get(r["partition"], 0), hw[r["partition"]])
             if (r["start"], r["end"]) != expected:
                 self.fail(f"{run.tap}: {run.run_id} planned {r}, the model expects {expected}")
             self.claims[run.tap][r["partition"]] = Claim(run.run_id, r["start"], r["end"], "planned")
-        run.ranges = ranges
-        run.loads = [Load(spec=r) for r in ranges]
+        run.ranges = specs  # what the commit task is given: the plan's output
+        run.loads = [Load(spec=s) for s in specs]
         run.commit = "none"
         self.last_planned[run.tap] = run
 
@@ -605,13 +625,15 @@ class Sequence:
 
     def attempt_commit(self, run: Run, fault: str | None) -> None:
         from airflow_provider_logtap.compat import AirflowSkipException
+        from airflow_provider_logtap.core.chunks import whole_ranges
         from airflow_provider_logtap.operators.commit import KafkaCommitRangesOperator
 
         tap = self.taps[run.tap]
         op = KafkaCommitRangesOperator(task_id="commit", ranges=run.ranges, results=[], group_id=tap.group)
+        wholes = [w.to_dict() for w in whole_ranges(run.ranges)]
         mine = sorted(
             r["partition"]
-            for r in run.ranges
+            for r in wholes
             if (c := self.claims[run.tap].get(r["partition"])) is not None
             and (c.run_id, c.start, c.end, c.state) == (run.run_id, r["start"], r["end"], "planned")
         )
@@ -633,7 +655,7 @@ class Sequence:
                 run.commit = "failed"
                 self.stats.faults[f"commit:{fault}"] += 1
                 done = {"before": [], "after": mine, "partial": mine[:1]}[fired[0]]
-        for r in run.ranges:
+        for r in wholes:
             if r["partition"] in done:
                 self.claims[run.tap][r["partition"]] = Claim(run.run_id, r["start"], r["end"], "committed")
                 self.committed[run.tap][r["partition"]] = r["end"]
@@ -704,8 +726,10 @@ class Sequence:
             interval_start=hour * HOUR,
             interval_end=(hour + 1) * HOUR,
             max_disorder=tap.max_disorder_seconds,
+            chunk_records=self.rnd.choice(CHUNK_CHOICES),
         )
         specs = plan.execute(self.context(tap.dag_id, run_id, {}))
+        self.stats.chunks += sum(1 for s in specs if "chunk" in s)
         entry = self.intervals.setdefault(hour, {"state": "none"})
         entry["loads"] = [Load(spec=s) for s in specs]
         self.note(f"interval: backfill hour {hour - self.first_hour}, {len(specs)} units (fault {fault})")
@@ -799,7 +823,7 @@ class Sequence:
         KafkaReplayFinishOperator(task_id="finish", replay=replay, results=[]).execute(context)
         if self.kafka_committed(name)[name] != before:
             self.fail(f"{name}: the replay moved the live group's offsets or claims")
-        ends = {s["partition"]: s["end"] for s in specs}
+        ends = {s["partition"]: s["chunk"]["end"] if "chunk" in s else s["end"] for s in specs}
         if ends != self.committed[name]:
             self.fail(
                 f"{name}: the replay planned up to {ends}, the group had committed {self.committed[name]}"

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer
 from kafka_helpers import create_topic, produce
 from test_hdfs import event_sink, tree
 
+from airflow_provider_logtap.core.chunks import chunk_specs
 from airflow_provider_logtap.core.eventtime import TimeFormat
 from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.errors import ConfigurationError
@@ -63,8 +64,9 @@ def placed(files: dict[str, bytes], topic: str) -> Counter[tuple[str, int]]:
     return out
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunks"])
 def test_rebuilt_partitions_hold_each_offset_once_where_the_corrected_options_say(
-    kafka_bootstrap: str, topic_name: str, consumer: Consumer, hdfs_client: Any, hdfs_base: str
+    kafka_bootstrap: str, topic_name: str, consumer: Consumer, hdfs_client: Any, hdfs_base: str, chunked: bool
 ) -> None:
     # Write 1 [0, 40): Apache day 01, ts= day 01 (A), ts= day 02 (B: wrongly in day 01 live), no ts= (C).
     # Write 2 [40, 60): Apache day 03, ts= day 02: live in day 03; corrected, day 03 is left empty.
@@ -90,8 +92,19 @@ def test_rebuilt_partitions_hold_each_offset_once_where_the_corrected_options_sa
         run="rebuild",
         only_partitions=("dt=2026-11-01", "dt=2026-11-03"),
     )
-    result = rebuild.write(everything, read_range(consumer, everything))
-    assert (result.counts["writes_rebuilt"], result.counts["writes_untouched"]) == (2, 1)
+    if chunked:
+        # The replay's plan cuts a rebuild only where recorded writes start (each chunk replaces whole writes);
+        # its chunks run as separate tasks, in any order.
+        cuts = {0: rebuild.write_starts(topic_name, 0)}
+        specs = chunk_specs([everything.to_dict()], 30, cuts)
+        assert [(s["start"], s["end"]) for s in specs] == [(0, 40), (40, 60), (60, 80)]
+        counts: Counter[str] = Counter()
+        for spec in reversed(specs):
+            rng = OffsetRange.from_dict(spec)
+            counts.update(rebuild.write(rng, read_range(consumer, rng)).counts)
+    else:
+        counts = Counter(rebuild.write(everything, read_range(consumer, everything)).counts)
+    assert (counts["writes_rebuilt"], counts["writes_untouched"]) == (2, 1)
 
     after = tree(hdfs_client, hdfs_base)
     where = placed(after, topic_name)
