@@ -36,7 +36,7 @@ BASE_CONTAINER = "base"
 #: 500k records of ~190-byte lines, 4 days of event times): HDFS raw 201 / 217 / 217 MB, HDFS by event time
 #: 211 / 243 / 244 MB (its in-memory partition buffer is bounded, 32 MiB of lines: sinks/hdfs.py ``_Spools``),
 #: search with the DB-IP city GeoIP database 272 / 335 / 351 MB (bulk bodies are spooled to disk and sent in
-#: bounded requests); the S3 archive streams its uploads (274 MB flat without Airflow loaded, bench/README.md).
+#: bounded requests), S3 archive 192 / 231 / 246 MB (uploads stream, at most two parts in flight).
 #: On Kubernetes the task process runs under its supervisor (Airflow 3) or local task job (Airflow 2.11),
 #: ~122 MB more (``import airflow.sdk.execution_time.supervisor``). So ~475 MB at most; 768 MiB leaves room for
 #: longer lines (a consume batch is 2,000 records) and the GeoIP caches of a busier site. Request = limit:

@@ -327,3 +327,32 @@ def test_the_example_dag_is_refused_where_the_kubernetes_executor_is_not_configu
     result = _parse_example("LocalExecutor")
     assert result["dags"] == {}
     assert "KubernetesExecutor" in next(iter(result["errors"].values()))  # type: ignore[attr-defined]
+
+
+DOC = ROOT / "docs" / "kubernetes.md"
+
+
+def test_the_doc_includes_the_example_file_as_it_is() -> None:
+    text = DOC.read_text()
+    marker = "<!-- include: docs/examples/kubernetes_loads.py -->\n```python\n"
+    assert marker in text
+    included = text.split(marker, 1)[1].split("\n```\n", 1)[0] + "\n"
+    assert included == EXAMPLE.read_text()
+
+
+def test_the_docs_table_of_resources_is_the_rules() -> None:
+    text = DOC.read_text()
+    for n in (250_000, 1_000_000, 5_000_000):
+        cells = []
+        for i, target in enumerate(("s3_archive", "hdfs_raw", "hdfs_event_time", "search")):
+            need = load_resources(chunk_records=n, target=target, line_bytes=400)
+            spool, eph = need.spool.replace("Mi", " Mi"), need.ephemeral_storage.replace("Mi", " Mi")
+            cells.append(
+                f"{spool} spool / {eph} ephemeral storage" if n == 250_000 and i == 0 else f"{spool} / {eph}"
+            )
+        assert f"| {n:,} | {' | '.join(cells)} |" in text, n
+    assert f"request = limit = {LOAD_MEMORY_MIB} MiB" in text
+    assert f"spool + {EPHEMERAL_BASE_MIB} MiB" in text and f"at least {SPOOL_MIN_MIB} MiB" in text
+    for target, (per_byte, per_record) in SPOOL_PER_RECORD.items():
+        if per_record > 1:
+            assert f"| `{target}` |" in text and f"{per_byte} \u00d7 the line + {per_record} bytes" in text
