@@ -31,20 +31,49 @@ logging.getLogger("opensearch").setLevel(logging.WARNING)
 logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)
 
 
-#: The modules whose ``airflow`` (Airflow 3, ``airflow dags test``) tests form a second group: the longest group of
-#: the suite, split in two so that two workers share it, each with a home of its own (the fixture is per session,
-#: so per worker); the split balances the modules' measured run times.
+#: The modules whose ``airflow`` (Airflow 3, ``airflow dags test``) tests form a second group, so that two workers
+#: share the Airflow 3 ``airflow`` tests, each with a home of its own (the fixture is per session, so per worker);
+#: the split balances the modules' measured run times.
 SECOND_AIRFLOW3_HOME = frozenset(
-    {"test_incremental_hdfs", "test_rebuild_partitions", "test_incremental_search", "test_secrets"}
+    {"test_incremental_hdfs", "test_rebuild_partitions", "test_secrets", "test_tasks_test_safe"}
+)
+
+#: The order in which pytest-xdist hands out the long units of work (a group runs in one worker, one test after
+#: the other; a test of no group is a unit of its own): longest first, by the measured run times (seconds of a
+#: 3-worker run on 2 cores), so that no worker is left with a long group at the end. Units not named here follow,
+#: in collection order. xdist's own order (by number of tests per unit) is turned off (see pytest_configure).
+LONGEST_FIRST = (
+    "live_airflow3",  # ~900 s: PostgreSQL + scheduler, DAG processor, triggerer, API server; backfills, sensors
+    "airflow3b",
+    "airflow3",
+    "live_airflow2",
+    "airflow2",
+    "wheel_install",
+    "celery",  # tests/system/test_celery_scale_out.py: its own running Airflow, CeleryExecutor
+    "tests/system/test_paused_default.py",  # its own running Airflow
+    "tests/system/test_sensor_deadline.py",  # its own home (the idle sensor's dags test)
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        config.option.loadscopereorder = False  # the units in the order of LONGEST_FIRST
+
+
+def _unit_rank(item: pytest.Item) -> int:
+    group = item.get_closest_marker("xdist_group")
+    names = [group.args[0]] if group else []
+    names.append(str(item.path.relative_to(ROOT).as_posix()))
+    return min((LONGEST_FIRST.index(n) for n in names if n in LONGEST_FIRST), default=len(LONGEST_FIRST))
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark tests by their folder (``-m integration``, ``-m system``, ``-m "not system"``). Under
     ``pytest -n N --dist loadgroup`` (dev/test.sh), the tests of one Airflow installation run in one worker, one
     after the other: they share its metadata DB and taps file (one group per fixture and Airflow version; the
-    Airflow 3 ``airflow`` tests in two, see :data:`SECOND_AIRFLOW3_HOME`)."""
+    Airflow 3 ``airflow`` tests in two, see :data:`SECOND_AIRFLOW3_HOME`); the long units go first
+    (:data:`LONGEST_FIRST`), each group's tests in their own order."""
     for item in items:
         kind = item.path.relative_to(ROOT / "tests").parts[0]
         if kind in ("integration", "system"):
@@ -58,3 +87,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     group += "b"
                 item.add_marker(pytest.mark.xdist_group(group))
                 break
+    # A pytest-xdist worker's collection under --dist loadgroup (xdist sets the worker's dist option to "no"):
+    if getattr(config.option, "loadgroup", False):
+        items.sort(key=_unit_rank)  # stable: the order within a unit, and of the others, stays

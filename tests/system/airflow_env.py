@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 import warnings
 import zlib
@@ -72,6 +73,10 @@ class AirflowEnv:
     api_url: str = ""
     version: str = "3"  # the major version of the installation: "3" or "2"
     port: str = ""  # the API server's (3) or webserver's (2) port
+    #: Run the commands in forks of one server that has imported Airflow (see airflow_fork_server.py), not each
+    #: in a new interpreter; ``$LOGTAP_TEST_FORK_SERVER=0`` turns it off.
+    fork_server: bool = False
+    _server: Any = field(default=None, repr=False)
 
     @property
     def airflow(self) -> str:
@@ -81,9 +86,12 @@ class AirflowEnv:
     def start_components(self, *components: str) -> None:
         """Start ``airflow <component>`` processes, named as Airflow 3 names them (scheduler, dag-processor,
         triggerer, api-server). On Airflow 2 the API server is the webserver, and the scheduler parses the DAG
-        files itself (no standalone DAG processor)."""
+        files itself (no standalone DAG processor). They start side by side (each spends its first seconds
+        importing Airflow), then each is waited for: the API server until it answers, the others until they
+        log."""
         from devstack.process import spawn
 
+        started = []
         for component in components:
             if self.version == "2" and component == "dag-processor":
                 continue
@@ -96,11 +104,13 @@ class AirflowEnv:
                 f"airflow-{component}", args, self.home / f"{component}.log", env=self.env, cwd=self.home
             )
             self.services.append(service)
+            started.append((component, service))
+        for component, service in started:
             if component == "api-server":
-                service.wait_ready(lambda: _health(self.api_url, self.version), timeout=120)
+                service.wait_ready(lambda: _health(self.api_url, self.version), timeout=180)
             else:
                 service.wait_ready(
-                    lambda s=service: s.alive() and bool(s.log_path.stat().st_size), timeout=60
+                    lambda s=service: s.alive() and bool(s.log_path.stat().st_size), timeout=120
                 )
 
     def register_dags(self) -> None:
@@ -110,11 +120,51 @@ class AirflowEnv:
             self.run("dags", "reserialize")
 
     def run_ids(self, dag_id: str) -> list[str]:
-        """The DAG's run ids, oldest first (``airflow dags list-runs``; its DAG id is ``-d`` on Airflow 2)."""
-        args = ("-d", dag_id) if self.version == "2" else (dag_id,)
-        runs = cli_json(self.run("dags", "list-runs", *args, "-o", "json").stdout)
-        order = ("run_after", "logical_date", "execution_date")  # the run's date, as each version names it
-        return [r["run_id"] for r in sorted(runs, key=lambda r: next((r[k] for k in order if r.get(k)), ""))]
+        """The DAG's run ids, oldest first, from the metadata DB's ``dag_run`` table (what ``airflow dags
+        list-runs`` lists, without the seconds of another ``airflow`` command), by the run's date as each version
+        names it."""
+        import sqlalchemy
+
+        order = "execution_date" if self.version == "2" else "run_after"
+        query = sqlalchemy.text(f"SELECT run_id FROM dag_run WHERE dag_id = :dag_id ORDER BY {order}, id")
+        engine = sqlalchemy.create_engine(self.database_url)
+        try:
+            with engine.connect() as db:
+                return [str(run_id) for (run_id,) in db.execute(query, {"dag_id": dag_id})]
+        finally:
+            engine.dispose()
+
+    def variables(self, prefix: str = "") -> dict[str, str]:
+        """The Airflow Variables whose keys start with ``prefix``, ``{key: value}``, read from the metadata DB's
+        ``variable`` table and decrypted with the home's Fernet key as Airflow does (``airflow variables
+        export`` shows the same, in seconds more)."""
+        import configparser
+
+        import sqlalchemy
+        from cryptography.fernet import Fernet, MultiFernet
+
+        query = sqlalchemy.text('SELECT "key", val, is_encrypted FROM variable')
+        engine = sqlalchemy.create_engine(self.database_url)
+        try:
+            with engine.connect() as db:
+                rows = [row for row in db.execute(query) if str(row[0]).startswith(prefix)]
+        finally:
+            engine.dispose()
+        keys = self.env.get("AIRFLOW__CORE__FERNET_KEY")
+        if keys is None and rows:
+            cfg = configparser.ConfigParser(interpolation=None)
+            cfg.read(self.home / "airflow.cfg")
+            keys = cfg.get("core", "fernet_key", fallback="")
+        fernet = (
+            MultiFernet([Fernet(k.encode()) for k in (keys or "").split(",") if k.strip()]) if keys else None
+        )
+        found = {}
+        for key, value, encrypted in rows:
+            if encrypted:
+                assert fernet is not None, f"variable {key} is encrypted and {self.home} has no Fernet key"
+                value = fernet.decrypt(value.encode()).decode()
+            found[str(key)] = str(value)
+        return found
 
     def crash_component(self, component: str) -> None:
         """SIGKILL ``airflow <component>`` (its whole process group), as a lost machine would end it."""
@@ -178,6 +228,21 @@ class AirflowEnv:
         for service in reversed(self.services):
             service.stop()
         self.services.clear()
+        self.stop_fork_server()
+
+    def stop_fork_server(self) -> None:
+        """End the fork server (its stdin closed, then by its PID if it lingers)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        with contextlib.suppress(OSError):
+            server.stdin.close()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+        server.stdout.close()
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """A call to the REST API: ``/api/v2/...`` with a token from ``/auth/token`` (Airflow 3), or
@@ -190,24 +255,85 @@ class AirflowEnv:
     def run(
         self, *args: str, extra_env: dict[str, str] | None = None, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [self.airflow, *args],
-            env={**self.env, **(extra_env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=self.home,
-        )
+        started = time.monotonic()
+        extra_env = extra_env or {}
+        # A different Airflow configuration (AIRFLOW__...) is read at import: such a command gets an interpreter
+        # of its own.
+        forked = self.fork_server and not any(k.startswith("AIRFLOW__") for k in extra_env)
+        if forked:
+            proc = self._forked(list(args), extra_env, timeout)
+        else:
+            proc = subprocess.run(
+                [self.airflow, *args],
+                env={**self.env, **extra_env},
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=self.home,
+            )
         log = self.home / "commands.log"
+        took = f"{time.monotonic() - started:.1f}s{', forked' if forked else ''}"
         with log.open("a") as out:
             out.write(
-                f"\n$ airflow {' '.join(args)}  (exit {proc.returncode})\n{proc.stdout}\n{proc.stderr}\n"
+                f"\n$ airflow {' '.join(args)}  (exit {proc.returncode}, {took})\n{proc.stdout}\n{proc.stderr}\n"
             )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"airflow {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
             )
         return proc
+
+    def _forked(
+        self, args: list[str], extra_env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """``airflow *args`` in a fork of the fork server (started on first use)."""
+        self.start_fork_server()
+        outputs = self.home / "fork-server"
+        outputs.mkdir(exist_ok=True)
+        stdout, stderr = outputs / "stdout", outputs / "stderr"
+        request = {
+            "args": args,
+            "env": extra_env,
+            "stdout": str(stdout),
+            "stderr": str(stderr),
+            "timeout": timeout,
+        }
+        self._server.stdin.write(json.dumps(request) + "\n")
+        self._server.stdin.flush()
+        self._server_reply()  # the fork's pid
+        done = self._server_reply()
+        out, err = stdout.read_text(errors="replace"), stderr.read_text(errors="replace")
+        stdout.unlink()
+        stderr.unlink()
+        if done["timed_out"]:
+            raise subprocess.TimeoutExpired(["airflow", *args], timeout, out, err)
+        return subprocess.CompletedProcess(["airflow", *args], int(done["exit"]), out, err)
+
+    def start_fork_server(self) -> None:
+        """Start the fork server (see :attr:`fork_server`) unless it runs: it imports Airflow, in seconds."""
+        if self._server is None or self._server.poll() is not None:
+            with (self.home / "fork-server.log").open("a") as log:
+                self._server = subprocess.Popen(
+                    [
+                        str(INSTALLATIONS[self.version] / "python"),
+                        str(Path(__file__).with_name("airflow_fork_server.py")),
+                    ],
+                    env=self.env,
+                    cwd=self.home,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                )
+            assert self._server_reply().get("ready"), "the fork server did not start"
+
+    def _server_reply(self) -> dict[str, Any]:
+        while line := self._server.stdout.readline():
+            if line.startswith("FORKSERVER "):
+                return dict(json.loads(line.removeprefix("FORKSERVER ")))
+        raise AssertionError(
+            f"the fork server ended (exit {self._server.wait()}); see {self.home}/fork-server.log"
+        )
 
 
 def make_airflow_env(

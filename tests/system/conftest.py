@@ -45,6 +45,7 @@ def airflow(
     webhdfs: dict[str, str],
 ) -> Iterator[AirflowEnv]:
     """One real Airflow (metadata DB migrated once) for the system tests; each test writes its own taps file.
+    Its commands run in forks of a server that has imported Airflow once (``AirflowEnv.fork_server``).
     At the end of the session no connection secret may be anywhere in it (see :func:`assert_no_secrets`)."""
     version = airflow_version(request)
     home = tmp_path_factory.mktemp(f"airflow{version}-")
@@ -56,7 +57,11 @@ def airflow(
         webhdfs=webhdfs,
         version=version,
     )
-    yield airflow
+    airflow.fork_server = os.environ.get("LOGTAP_TEST_FORK_SERVER", "1") != "0"
+    try:
+        yield airflow
+    finally:
+        airflow.stop_fork_server()
     assert_no_secrets(airflow)
 
 

@@ -83,8 +83,14 @@ def test_tasks_test_of_plan_and_commit_leaves_the_group_alone_while_a_run_claims
 
 
 def logtap_variables(airflow: AirflowEnv, dag_id: str) -> dict[str, Any]:
-    """The ledger's Airflow Variables (``airflow variables export``, ``{key: {"value", "description"}}``):
-    ``{key: JSON value}``."""
+    """The ledger's Airflow Variables, ``{key: JSON value}``, read from the metadata DB (see
+    :meth:`AirflowEnv.variables`)."""
+    return {k: json.loads(v) for k, v in airflow.variables(f"logtap/{dag_id}/").items()}
+
+
+def exported_variables(airflow: AirflowEnv, dag_id: str) -> dict[str, Any]:
+    """The same, as ``airflow variables export`` writes them (``{key: {"value", "description"}}`` or
+    ``{key: value}``)."""
     path = airflow.home / "variables.json"
     airflow.run("variables", "export", str(path))
     found = json.loads(path.read_text())
@@ -157,3 +163,4 @@ def test_the_ledger_keeps_the_horizon_in_real_variables_and_tasks_test_records_n
     refused = airflow.run("tasks", "test", dag_id, "plan", old.isoformat(), check=False)
     assert "deleted by the ledger's horizon" in refused.stdout + refused.stderr
     assert logtap_variables(airflow, dag_id) == kept
+    assert exported_variables(airflow, dag_id) == kept  # what Airflow's own CLI shows of them
