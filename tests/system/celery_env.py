@@ -118,8 +118,11 @@ class CeleryAirflow:
         self.workers.pop(name).stop(timeout=60)
 
     def stop(self) -> None:
-        for name in list(self.workers):
-            self.stop_worker(name)
+        """The workers (a warm shutdown each, all at once), then the other components."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(1, len(self.workers))) as pool:
+            list(pool.map(self.stop_worker, list(self.workers)))
         self.airflow.stop_components()
 
 
@@ -140,6 +143,7 @@ def celery_airflow(
     from airflow_env import make_airflow_env
     from devstack import postgres, redis
 
+    _check_celery()
     pg = postgres.start(root / "postgres")
     broker = None
     cluster = None
@@ -165,7 +169,6 @@ def celery_airflow(
             }
         )
         (home / "taps.yaml").write_text("taps: []\n")
-        _check_celery(airflow)
         cluster = CeleryAirflow(
             airflow=airflow, root=root, broker_url=broker.info["url"], concurrency=concurrency
         )
@@ -185,7 +188,7 @@ def celery_airflow(
         pg.stop()
 
 
-def _check_celery(airflow: Any) -> None:
+def _check_celery() -> None:
     """Fail early, naming the cause, when the installed Celery and the Celery provider cannot work together
     (celery 5.7 dropped ``celery.backends.database.retry``, which provider 3.26 imports: no worker or scheduler
     with the CeleryExecutor starts)."""
@@ -194,7 +197,7 @@ def _check_celery(airflow: Any) -> None:
 
     probe = subprocess.run(
         [sys.executable, "-c", "import airflow.providers.celery.executors.celery_executor_utils"],
-        env=airflow.env,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__CELERY")},
         capture_output=True,
         text=True,
     )
