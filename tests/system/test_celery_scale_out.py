@@ -1,11 +1,12 @@
-"""Chunked loads scaled out over two Celery workers (CeleryExecutor, Redis broker, PostgreSQL), and a worker lost
-mid-chunk: its chunk is failed by the scheduler's heartbeat check, retried on the other worker, and every offset
-still lands in S3 exactly once."""
+"""Chunked loads scaled out over two Celery workers (CeleryExecutor, Redis broker, PostgreSQL) into S3 and into
+HDFS by event time, and a worker lost mid-chunk: its chunk is failed by the scheduler's heartbeat check, retried
+on the other worker, and every offset still lands in S3 exactly once."""
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from celery_env import CeleryAirflow, celery_airflow, task_instances, tries, wait_for
 from conftest import assert_no_secrets
+from hdfs_helpers import hdfs_tree
 from live import trigger, wait_for_dag, wait_for_run
 
 from airflow_provider_logtap.sinks.archive import read_lines
@@ -27,7 +29,7 @@ WORKERS = ("worker-a", "worker-b")
 
 @pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, s3_endpoint: str
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str, s3_endpoint: str, webhdfs: dict[str, str]
 ) -> Iterator[CeleryAirflow]:
     with celery_airflow(
         tmp_path_factory.mktemp("celery-airflow-"),
@@ -38,39 +40,50 @@ def cluster(
         visibility_timeout=30,
         kafka_bootstrap=kafka_bootstrap,
         s3_endpoint=s3_endpoint,
+        webhdfs=webhdfs,
     ) as running:
         yield running
         assert_no_secrets(running.airflow)
 
 
-def chunked_tap(cluster: CeleryAirflow, name: str, topic: str, bucket: str, chunk_records: int) -> str:
-    """An S3 archive tap whose sensor reschedules (no triggerer), one retry of each task at once; its DAG id."""
-    tap = {
-        "name": name,
-        "topic": topic,
-        "schedule": None,
-        "retries": 1,
-        "retry_delay_seconds": 0,
-        "sensor_mode": "reschedule",
-        "chunk_records": chunk_records,
-        "target": {"type": "s3_archive", "bucket": bucket, "prefix": "raw"},
-    }
-    Path(cluster.airflow.env["LOGTAP_TAPS_FILE"]).write_text(yaml.safe_dump({"taps": [tap]}))
-    dag_id = f"logtap_{name}"
-    wait_for_dag(cluster.airflow, dag_id)
-    return dag_id
+def chunked_taps(cluster: CeleryAirflow, topic: str, **targets: tuple[dict[str, Any], int]) -> list[str]:
+    """Taps (name: (target, chunk_records)) on ``topic`` whose sensors reschedule (no triggerer), one retry of
+    each task at once; their DAG ids, once parsed."""
+    taps = [
+        {
+            "name": name,
+            "topic": topic,
+            "schedule": None,
+            "retries": 1,
+            "retry_delay_seconds": 0,
+            "sensor_mode": "reschedule",
+            "chunk_records": chunk_records,
+            "target": target,
+        }
+        for name, (target, chunk_records) in targets.items()
+    ]
+    Path(cluster.airflow.env["LOGTAP_TAPS_FILE"]).write_text(yaml.safe_dump({"taps": taps}))
+    for name in targets:
+        wait_for_dag(cluster.airflow, f"logtap_{name}")
+    return [f"logtap_{name}" for name in targets]
 
 
-def backlog(bootstrap: str, topic: str, count: int, seed: int) -> dict[int, list[bytes]]:
-    """A new topic of ``PARTITIONS`` partitions with ``count`` log lines; the lines of each partition by offset."""
+def backlog(bootstrap: str, topic: str, count: int, seed: int) -> list[Any]:
+    """A new topic of ``PARTITIONS`` partitions with ``count`` log lines (event times over 6 hours); what was sent
+    (``loggen.Sent``: partition, offset, line, event time)."""
     from devstack import loggen
 
     loggen.create_topic(bootstrap, topic, PARTITIONS)
-    sent: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
-    for s in loggen.produce(bootstrap, topic, loggen.generate(count, seed=seed)):
-        assert s.offset == len(sent[s.partition])
-        sent[s.partition].append(s.line)
-    return sent
+    return list(loggen.produce(bootstrap, topic, loggen.generate(count, seed=seed, days=0.25)))
+
+
+def by_partition(sent: list[Any]) -> dict[int, list[bytes]]:
+    """The lines of each partition in offset order (the offsets checked to be 0, 1, 2, ...)."""
+    out: dict[int, list[bytes]] = {p: [] for p in range(PARTITIONS)}
+    for s in sorted(sent, key=lambda s: (s.partition, s.offset)):
+        assert s.offset == len(out[s.partition])
+        out[s.partition].append(s.line)
+    return out
 
 
 def assert_every_offset_once(s3_client: Any, bucket: str, topic: str, sent: dict[int, list[bytes]]) -> None:
@@ -101,26 +114,58 @@ def loads(cluster: CeleryAirflow, dag_id: str, run_id: str) -> list[dict[str, An
 
 
 def test_the_chunks_of_a_backlog_are_loaded_by_both_workers(
-    cluster: CeleryAirflow, kafka_bootstrap: str, s3_client: Any, bucket: str, topic_name: str
+    cluster: CeleryAirflow,
+    kafka_bootstrap: str,
+    s3_client: Any,
+    bucket: str,
+    hdfs_client: Any,
+    hdfs_base: str,
+    topic_name: str,
 ) -> None:
+    """An S3 archive tap and an HDFS event-time tap on one backlog, both runs at once over the two workers."""
     sent = backlog(kafka_bootstrap, topic_name, 12_000, seed=21)
+    lines = by_partition(sent)
     chunk_records = 1_200
-    expected_chunks = sum(-(-len(v) // chunk_records) for v in sent.values())
+    expected_chunks = sum(-(-len(v) // chunk_records) for v in lines.values())
     assert 8 <= expected_chunks <= 12
-    dag_id = chunked_tap(cluster, "celery_scale_out", topic_name, bucket, chunk_records)
-    run = trigger(cluster.airflow, dag_id)
-    assert wait_for_run(cluster.airflow, dag_id, run, timeout=240) == "success"
+    # The HDFS tap in bigger chunks (fewer tasks: each costs seconds of Airflow's latency here); two or more.
+    hdfs_chunk_records = 4_000
+    dag_ids = chunked_taps(
+        cluster,
+        topic_name,
+        celery_s3=({"type": "s3_archive", "bucket": bucket, "prefix": "raw"}, chunk_records),
+        celery_hdfs=({"type": "hdfs_event_time", "base_path": f"{hdfs_base}/by_time"}, hdfs_chunk_records),
+    )
+    chunk_counts = {
+        "logtap_celery_s3": expected_chunks,
+        "logtap_celery_hdfs": sum(-(-len(v) // hdfs_chunk_records) for v in lines.values()),
+    }
+    runs = {dag_id: trigger(cluster.airflow, dag_id) for dag_id in dag_ids}
+    for dag_id, run in runs.items():
+        assert wait_for_run(cluster.airflow, dag_id, run, timeout=240) == "success"
 
-    chunks = loads(cluster, dag_id, run)
-    assert len(chunks) == expected_chunks
-    assert {ti["state"] for ti in chunks} == {"success"}
-    assert all(" chunk " in ti["rendered_map_index"] for ti in chunks), [
-        ti["rendered_map_index"] for ti in chunks
-    ]
-    by_worker = {w: [ti["map_index"] for ti in chunks if ti["hostname"] == w] for w in WORKERS}
-    assert all(by_worker.values()), f"chunks by worker: {by_worker}"
-    assert sum(map(len, by_worker.values())) == expected_chunks  # no chunk ran anywhere else
-    assert_every_offset_once(s3_client, bucket, topic_name, sent)
+    for dag_id, run in runs.items():
+        chunks = loads(cluster, dag_id, run)
+        assert len(chunks) == chunk_counts[dag_id]
+        assert {ti["state"] for ti in chunks} == {"success"}
+        labels = [ti["rendered_map_index"] for ti in chunks]
+        assert all(" chunk " in label for label in labels), labels
+        by_worker = {w: [ti["map_index"] for ti in chunks if ti["hostname"] == w] for w in WORKERS}
+        assert all(by_worker.values()), f"{dag_id}: chunks by worker: {by_worker}"
+        assert sum(map(len, by_worker.values())) == len(chunks)  # no chunk ran anywhere else
+    assert_every_offset_once(s3_client, bucket, topic_name, lines)
+    # By event time: each dt/hour holds exactly the lines of that hour (the generator's own record of event
+    # times), each once (the _logtap/ manifests aside); no temporary file is left visible.
+    files = hdfs_tree(hdfs_client, f"{hdfs_base}/by_time/{topic_name}")
+    assert not [p for p in files if p.rsplit("/", 1)[1].startswith(".")], "a temporary file is visible"
+    expected = Counter((s.event_utc.strftime("dt=%Y-%m-%d/hour=%H"), s.line) for s in sent)
+    got = Counter(
+        (path.rsplit("/", 1)[0], line)
+        for path, data in files.items()
+        if path.startswith("dt=")
+        for line in data.splitlines()
+    )
+    assert got == expected
 
 
 def test_a_chunk_of_a_killed_worker_is_retried_on_the_other(
@@ -131,8 +176,12 @@ def test_a_chunk_of_a_killed_worker_is_retried_on_the_other(
     whose Celery message worker-a had taken but not yet started is still queued: Redis hands the message to
     worker-b after the visibility timeout, as the same try.)"""
     victim, survivor = WORKERS
-    sent = backlog(kafka_bootstrap, topic_name, 40_000, seed=22)
-    dag_id = chunked_tap(cluster, "celery_lost_worker", topic_name, bucket, 8_000)
+    sent = by_partition(backlog(kafka_bootstrap, topic_name, 40_000, seed=22))
+    (dag_id,) = chunked_taps(
+        cluster,
+        topic_name,
+        celery_lost_worker=({"type": "s3_archive", "bucket": bucket, "prefix": "raw"}, 8_000),
+    )
     run = trigger(cluster.airflow, dag_id)
 
     def running_on_victim() -> list[dict[str, Any]]:
