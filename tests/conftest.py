@@ -40,18 +40,19 @@ SECOND_AIRFLOW3_HOME = frozenset(
 
 #: The order in which pytest-xdist hands out the long units of work (a group runs in one worker, one test after
 #: the other; a test of no group is a unit of its own): longest first, by the measured run times (seconds of a
-#: 3-worker run on 2 cores), so that no worker is left with a long group at the end. Units not named here follow,
-#: in collection order. xdist's own order (by number of tests per unit) is turned off (see pytest_configure).
+#: 3-worker run on 2 cores, other work beside it), so that no worker is left with a long group at the end. Units
+#: not named here follow, in collection order. xdist's own order (by number of tests per unit) is turned off
+#: (see pytest_configure).
 LONGEST_FIRST = (
-    "live_airflow3",  # ~900 s: PostgreSQL + scheduler, DAG processor, triggerer, API server; backfills, sensors
-    "airflow3b",
-    "airflow3",
-    "live_airflow2",
-    "airflow2",
-    "wheel_install",
+    "live_airflow3",  # ~1200 s: PostgreSQL + scheduler, DAG processor, triggerer, API server; backfills, sensors
+    "live_airflow2",  # ~900 s
+    "airflow3b",  # ~750 s
+    "airflow3",  # ~600 s
+    "airflow2",  # ~400 s
+    "tests/system/test_paused_default.py",  # ~300 s: its own running Airflow
     "celery",  # tests/system/test_celery_scale_out.py: its own running Airflow, CeleryExecutor
-    "tests/system/test_paused_default.py",  # its own running Airflow
-    "tests/system/test_sensor_deadline.py",  # its own home (the idle sensor's dags test)
+    "wheel_install",  # ~120 s
+    "tests/system/test_sensor_deadline.py",  # ~120 s: its own home (the idle sensor's dags test)
 )
 
 
