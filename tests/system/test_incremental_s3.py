@@ -44,6 +44,9 @@ def assert_exactly_once(
 ) -> None:
     for p, values in sent.items():
         objects = archive.get(p, [])
+        if not values:  # the producer's sticky partitioner may leave a partition without records
+            assert not objects, f"partition {p}: objects archived for no record: {objects}"
+            continue
         # Coverage tiles [0, len(values)) with no gap and no overlap...
         assert objects[0][0] == 0
         for (_, end, _), (start, _, _) in itertools.pairwise(objects):
