@@ -3,8 +3,9 @@
 A run's plan holds one range per partition (group mode: the range its claim names; interval mode: one per
 unit). A range longer than the tap's ``chunk_records`` is split at plan time into ``ceil(size / chunk_records)``
 balanced chunks; their boundaries depend only on the range and ``chunk_records`` (and, for a partition rebuild,
-on the recorded writes it must replace whole), so the same plan gives the same chunks on every retry and clear,
-and two runs planning the same range (an interval's zone, planned by the intervals on both sides) cut it alike.
+on the recorded writes it must replace whole), so the same plan gives the same chunks on every retry and clear.
+An interval's zones, planned by the intervals on both sides of their boundary, are never cut (see
+:func:`chunk_specs`).
 
 Each chunk is one load spec (one element of the plan task's output, a load's ``offset_range``): the chunk's own
 ``topic``/``partition``/``start``/``end`` and, under ``chunk``, its place (``index`` from 1, ``count``) and the
@@ -69,13 +70,13 @@ def split(
         raise ConfigurationError(f"chunk_records must be an integer >= 1 or None. Got {chunk_records!r}")
     if chunk_records is None or rng.size <= chunk_records:
         return (rng,)
-    if -(-rng.size // chunk_records) > MAX_CHUNKS_PER_RANGE:
+    count = -(-rng.size // chunk_records)
+    if count > MAX_CHUNKS_PER_RANGE:
         raise ConfigurationError(
             f"chunk_records={chunk_records} would cut {rng} ({rng.size} offsets) into more than "
             f"{MAX_CHUNKS_PER_RANGE} chunks: raise chunk_records"
         )
     if cuts is None:
-        count = -(-rng.size // chunk_records)
         bounds = [rng.start + rng.size * i // count for i in range(count + 1)]
     else:
         candidates = [*sorted({c for c in cuts if rng.start < c < rng.end}), rng.end]
