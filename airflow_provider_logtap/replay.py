@@ -28,10 +28,12 @@ from airflow_provider_logtap.core.ranges import (
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.models import Settings, build, checked, setting
 from airflow_provider_logtap.sinks.hdfs import check_partition_prefix
+from airflow_provider_logtap.sources import SourceKind, archive_tap
 from airflow_provider_logtap.taps import Tap
 from airflow_provider_logtap.targets import (
     REPLAY_NAME,
     HdfsEventTimeTarget,
+    S3ArchiveTarget,
     Target,
     check_replay_name,
     relocated,
@@ -113,6 +115,18 @@ class ReplayForm(Settings):
         description="Another topic to replay into the tap's kind of target (default: the tap's).",
         json_schema_extra={"pattern": TOPIC_RE.pattern},
     )
+    source: SourceKind = setting(
+        "kafka",
+        title="Source",
+        description="Where the records come from: kafka; archive (the S3 archive tap's objects, for offsets "
+        "retention deleted); auto (from the archive what Kafka no longer has, the rest from Kafka).",
+    )
+    archive_tap: str | None = setting(
+        None,
+        title="Archive tap",
+        description="The s3_archive tap whose archive source archive/auto reads (default: the only s3_archive tap "
+        "of the topic).",
+    )
     dry_run: bool = setting(
         True,
         title="Dry run",
@@ -145,6 +159,8 @@ class ReplayRequest:
     target: Target
     overwrite: tuple[str, ...] = ()
     dry_run: bool = False
+    source: str = "kafka"
+    archive: S3ArchiveTarget | None = None  # the s3_archive tap's target that source archive/auto reads
 
     @property
     def ends_at_committed(self) -> bool:
@@ -243,7 +259,14 @@ def parse_request(params: Mapping[str, Any], taps: Sequence[Tap], *, run_id: str
         target = relocated(target, form.target_name or name_from_run(run_id))
     topic = form.topic or tap.topic
     check_topic(topic)
+    archive: S3ArchiveTarget | None = None
+    if form.source != "kafka":
+        archived = archive_tap(taps, topic, form.archive_tap).target
+        assert isinstance(archived, S3ArchiveTarget)
+        archive = archived
     return ReplayRequest(
+        source=form.source,
+        archive=archive,
         tap=tap,
         topic=topic,
         start=start,

@@ -82,6 +82,23 @@ class RecordBatch:
             lost,
         )
 
+    @classmethod
+    def of_lists(
+        cls,
+        topic: str,
+        partition: int,
+        offsets: list[int],
+        values: list[bytes | None],
+        timestamps: list[int],
+        lost: OffsetRange | None = None,
+    ) -> RecordBatch:
+        """A batch holding the given lists themselves (no record objects: a reader that has the lists)."""
+        if not len(offsets) == len(values) == len(timestamps):
+            raise ValueError("offsets, values and timestamps must have the same length")
+        batch = cls(topic, partition, values, lost)  # type: ignore[arg-type]
+        batch._values, batch._offsets, batch._timestamps = values, offsets, timestamps
+        return batch
+
     def __len__(self) -> int:
         return len(self._records)
 

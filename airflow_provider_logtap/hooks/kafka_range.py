@@ -262,6 +262,18 @@ class KafkaRangeHook(KafkaBaseHook):
             yield from reader.read_range(consumer, rng, progress_seconds=progress_seconds, **options)
 
     @_talks
+    def log_start(self, topic: str, partition: int) -> int:
+        """The partition's log start now (the first offset retention has not deleted)."""
+        isolation = str(self.client_config().get("isolation.level", "read_committed"))
+        return offsets.watermarks(self.admin(), topic, [partition], isolation)[partition][0]
+
+    @_talks
+    def watermarks(self, topic: str, partitions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """``{partition: (log start, high-water mark)}`` now (see :func:`offsets.watermarks`)."""
+        isolation = str(self.client_config().get("isolation.level", "read_committed"))
+        return offsets.watermarks(self.admin(), topic, partitions, isolation)
+
+    @_talks
     def lag(self, group_id: str, topic: str, oldest: bool = True) -> list[PartitionLag]:
         """The group's lag per partition (and the oldest unconsumed record's Kafka timestamp)."""
         with self.consumer(group_id) as consumer:

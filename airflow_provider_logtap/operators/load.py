@@ -27,6 +27,7 @@ from airflow_provider_logtap.metrics import incr
 from airflow_provider_logtap.models import check_setting, errors_text, validate
 from airflow_provider_logtap.operators._templating import at_run_time, check_unless_templated
 from airflow_provider_logtap.sinks.base import Sink, WriteResult
+from airflow_provider_logtap.sources import parse_source, record_source
 from airflow_provider_logtap.taps import Tap
 from airflow_provider_logtap.targets import TargetModel, build_sink
 
@@ -55,9 +56,13 @@ class KafkaRangeLoadOperator(BaseOperator):
     :param progress_seconds: seconds between the progress lines of the read in the task log (the first one
         comes early, after the read's first second).
     :param kafka_config_id: the Kafka connection id.
+    :param source: where the records come from: ``kafka`` (default), or, to rebuild a range retention has
+        deleted, ``{"kind": "archive" | "auto", "archive": {"bucket": ..., "prefix": ..., "aws_conn_id": ...}}``
+        naming an ``s3_archive`` tap's archive (see :mod:`airflow_provider_logtap.sources`): ``archive`` reads
+        the range from its objects, ``auto`` reads from them what Kafka no longer has and the rest from Kafka.
     """
 
-    template_fields: Sequence[str] = ("offset_range", "group_id", "on_data_loss")
+    template_fields: Sequence[str] = ("offset_range", "group_id", "on_data_loss", "source")
     ui_color = "#fdf3e1"
 
     def __init__(
@@ -70,9 +75,11 @@ class KafkaRangeLoadOperator(BaseOperator):
         max_out_of_place_ratio: float | None = None,
         progress_seconds: float = PROGRESS_SECONDS,
         kafka_config_id: str = "kafka_default",
+        source: Any = "kafka",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.source = source
         owner = f"{type(self).__name__}(task_id={self.task_id!r})"
         self.progress_seconds = check_setting(Tap, "progress_seconds", progress_seconds, owner=owner)
         self.offset_range = offset_range
@@ -85,6 +92,7 @@ class KafkaRangeLoadOperator(BaseOperator):
         self.kafka_config_id = kafka_config_id
         check_unless_templated(offset_range, OffsetRange.from_dict)
         check_unless_templated(on_data_loss, lambda v: one_of("on_data_loss", v, ON_DATA_LOSS))
+        check_unless_templated(source, parse_source)
 
     #: The target type a subclass loads into: its settings become the subclass's keyword parameters (same
     #: names, types, defaults and docs), validated by the model when the DAG is parsed (those still templated,
@@ -172,7 +180,7 @@ class KafkaRangeLoadOperator(BaseOperator):
     def _write(
         self, hook: KafkaRangeHook, sink: Sink, rng: OffsetRange, membership: Membership | None
     ) -> WriteResult:
-        batches: Iterable[RecordBatch] = hook.read(
+        batches: Iterable[RecordBatch] = record_source(self.source, hook).read(
             rng,
             batch_size=self.batch_size,
             on_data_loss=self.on_data_loss,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -13,14 +14,17 @@ from airflow_provider_logtap.compat import (
     emit_asset_events,
     fail_without_retry,
 )
+from airflow_provider_logtap.core import coverage
 from airflow_provider_logtap.core.progress import human_bytes
-from airflow_provider_logtap.core.ranges import EndSpec, Plan
+from airflow_provider_logtap.core.ranges import EndSpec, Plan, plan_ranges
 from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.ledger import PlanLedger
 from airflow_provider_logtap.operators.plan import planned_chunks
 from airflow_provider_logtap.replay import ReplayRequest, check_replay_plan, parse_request
 from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink
+from airflow_provider_logtap.sources import RecordSource, Split, archive_reader, record_source, source_to_dict
+from airflow_provider_logtap.sources.archive import ArchiveGapError, archive_state, gaps, list_objects
 from airflow_provider_logtap.taps import HdfsEventTimeTarget, Tap
 from airflow_provider_logtap.targets import build_sink, target_to_dict
 
@@ -61,7 +65,7 @@ class KafkaReplayPlanOperator(BaseOperator):
             self.log.info("replay %s: %d offsets", rng, rng.size)
         self.log.info("replay of tap %s into %s", request.tap.name, replay["where"])
         if request.dry_run:
-            self._count(hook, plan)
+            self._count(record_source(replay["source"], hook), plan)
             return []
         return planned_chunks(
             self.log, [r.to_dict() for r in plan.ranges], request.tap.chunk_records, self._cuts(request, plan)
@@ -89,10 +93,75 @@ class KafkaReplayPlanOperator(BaseOperator):
             end = EndSpec(
                 kind="offsets", offsets={p: c.offset for p, c in committed.items() if c.offset is not None}
             )
-        plan = hook.plan(
-            topic=request.topic, start=request.start, end=end, on_data_loss=request.tap.on_data_loss
-        )
+        if request.source == "kafka":
+            plan = hook.plan(
+                topic=request.topic, start=request.start, end=end, on_data_loss=request.tap.on_data_loss
+            )
+        else:
+            plan = self._plan_with_archive(hook, request, end)
         return check_replay_plan(self._aligned(plan, request) if request.overwrite else plan)
+
+    def _plan_with_archive(self, hook: KafkaRangeHook, request: ReplayRequest, end: EndSpec) -> Plan:
+        """Plan over what the archive and Kafka hold together (``archive``: the archive alone), and check, before
+        anything is written, that the archive holds every offset it must serve: a gap is refused like a loss to
+        retention (or, under ``on_data_loss='log_start'``, skipped and reported as lost)."""
+        assert request.archive is not None
+        reader = archive_reader(request.archive)
+        states = hook.observe(topic=request.topic, start=request.start, end=end)
+        objects = {
+            s.partition: list_objects(reader.client, reader.bucket, reader.prefix, request.topic, s.partition)
+            for s in states
+        }
+        for s in states:
+            held = objects[s.partition]
+            self.log.info(
+                "%s[%d]: Kafka holds [%d, %d); the archive %s holds %s in %d objects",
+                request.topic,
+                s.partition,
+                s.log_start,
+                s.high_watermark,
+                reader.where,
+                coverage.compact(coverage.union(o.span for o in held), limit=5),
+                len(held),
+            )
+        seen = [
+            archive_state(
+                request.source,
+                s,
+                objects[s.partition],
+                start_ms=request.start.timestamp_ms,
+                end_ms=end.timestamp_ms,
+                to_latest=end.kind == "high_watermark",
+            )
+            for s in states
+        ]
+        on_data_loss = request.tap.on_data_loss
+        plan = plan_ranges(
+            topic=request.topic,
+            states=seen,
+            start=request.start,
+            end=end,
+            on_data_loss=on_data_loss,
+            planned_at_ms=int(time.time() * 1000),
+        )
+        log_starts = {s.partition: s.log_start for s in states}
+        lost = list(plan.lost)
+        for rng in plan.ranges:
+            part = Split.of(request.source, rng, log_starts[rng.partition]).archive
+            if part is None:
+                continue
+            missing = gaps(objects[rng.partition], part)
+            if missing and on_data_loss == "fail":
+                raise ArchiveGapError(part, missing, reader.where)
+            for span in missing:
+                self.log.warning(
+                    "%s: offsets %s are in neither Kafka nor the archive %s: LOST (on_data_loss='log_start')",
+                    rng,
+                    span,
+                    reader.where,
+                )
+                lost.append(replace(rng, start=span.start, end=span.end))
+        return replace(plan, lost=tuple(lost))
 
     def _aligned(self, plan: Plan, request: ReplayRequest) -> Plan:
         """A partition rebuild replaces whole recorded writes: each range starts where the live write holding
@@ -130,16 +199,34 @@ class KafkaReplayPlanOperator(BaseOperator):
             "only_partitions": list(request.overwrite),
             "dry_run": request.dry_run,
             "where": where,
+            "source": source_to_dict(request.source, request.archive),
         }
 
-    def _count(self, hook: KafkaRangeHook, plan: Plan) -> None:
+    def _count(self, source: RecordSource, plan: Plan) -> None:
         self.log.info("dry run: counting the records and bytes of each range (nothing is written)")
+        totals: dict[str, list[int]] = {}
         for rng in plan.ranges:
-            records = nbytes = 0
-            for batch in hook.read(rng, report=lambda line: None):
-                records += len(batch)
-                nbytes += batch.nbytes()
-            self.log.info("dry run %s: %d records, %s", rng, records, human_bytes(nbytes))
+            split = source.split(rng)
+            parts = []
+            for name, part in (("the archive", split.archive), ("Kafka", split.kafka)):
+                if part is None:
+                    continue
+                records = nbytes = 0
+                only = RecordSource(
+                    "archive" if part is split.archive else "kafka", source.hook, source.archive
+                )
+                for batch in only.read(part, report=lambda line: None, on_data_loss="log_start"):
+                    records += len(batch)
+                    nbytes += batch.nbytes()
+                counted = totals.setdefault(name, [0, 0])
+                counted[0] += records
+                counted[1] += nbytes
+                parts.append(
+                    f"{records} records, {human_bytes(nbytes)} from {name} [{part.start}, {part.end})"
+                )
+            self.log.info("dry run %s: %s", rng, "; ".join(parts) or "no records")
+        for name, (records, nbytes) in totals.items():
+            self.log.info("dry run total from %s: %d records, %s", name, records, human_bytes(nbytes))
 
 
 def _claim_name(ledger: PlanLedger, request: ReplayRequest, plan: Plan, run_id: str, where: str) -> None:

@@ -28,6 +28,7 @@ class KafkaToTargetOperator(KafkaRangeLoadOperator):
     @fail_without_retry
     def execute(self, context: Context) -> dict[str, Any]:
         self.kafka_config_id = self.replay.get("kafka_conn_id", self.kafka_config_id)
+        self.source = self.replay.get("source") or self.source
         return super().execute(context)
 
     def make_sink(self, context: Context) -> Sink:
