@@ -90,7 +90,7 @@ class RecordSource:
         :func:`~airflow_provider_logtap.kafka.reader.read_range`: ``batch_size``, ``on_data_loss``,
         ``progress_seconds``)."""
         split = self.split(rng)
-        say: Callable[[str], None] = report or _log_info
+        say: Callable[[str], None] = report or (self.hook.log.info if self.hook is not None else _log_info)
         if split.archive is not None:
             assert self.archive is not None
             if self.kind == "auto":
