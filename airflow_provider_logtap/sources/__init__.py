@@ -165,12 +165,8 @@ def archive_tap(taps: Sequence[Tap], topic: str, name: str | None = None) -> Tap
     ``s3_archive`` tap of ``topic``."""
     archives = [t for t in taps if t.target.type == "s3_archive"]
     if name:
-        for tap in archives:
-            if tap.name == name:
-                return tap
-        raise ConfigurationError(
-            f"archive_tap must be one of {sorted(t.name for t in archives)} (the s3_archive taps). Got {name!r}"
-        )
+        one_of("archive_tap (an s3_archive tap)", name, [t.name for t in archives])
+        return next(t for t in archives if t.name == name)
     of_topic = [t for t in archives if t.topic == topic]
     if len(of_topic) == 1:
         return of_topic[0]
