@@ -1,8 +1,12 @@
 """The ``logtap`` command (``[project.scripts]``): ``logtap init-dags <dags folder>`` writes logtap's DAG files
 and a starter taps file into an Airflow DAGs folder, so a ``pip install`` has DAGs to run.
 
-One subcommand per task (``add_parser`` in :func:`build_parser`), so later ones (e.g. ``logtap reconcile``) join
-without changing the others. Like the package itself, this imports no Airflow: it answers in well under a second.
+``logtap reconcile <taps file>`` checks that the taps' targets hold exactly the offsets their groups committed
+(and with ``--repair`` replays what is missing), through the Airflow connections the taps name.
+
+One subcommand per task (``add_parser`` in :func:`build_parser`), so later ones join without changing the
+others. Like the package itself, this imports no Airflow, except inside ``reconcile`` (connections come from
+Airflow): ``init-dags`` and ``settings-reference`` answer in well under a second.
 """
 
 from __future__ import annotations
@@ -144,7 +148,64 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the settings reference, generated from the settings models, as Markdown.",
     )
     reference.set_defaults(run=lambda args: settings_reference())
+    check = commands.add_parser(
+        "reconcile",
+        help="check that the taps' targets hold exactly what their groups committed (and repair)",
+        description=(
+            "Reconcile taps against Kafka: per target and partition, the offsets of [log start, committed) "
+            "missing (and missing below the log start), doubled, and held beyond the committed offset, as "
+            "compact ranges. Connections come from Airflow (its metadata DB, environment variables or secrets "
+            "backend). Exit status: 0, or 1 with --fail-on-gap when anything is missing or doubled (or a "
+            "target could not be checked), 2 when the taps file or the selection is invalid."
+        ),
+    )
+    check.add_argument("taps_file", type=Path, metavar="TAPS_FILE", help="the taps file (logtap_taps.yaml)")
+    check.add_argument(
+        "--tap", action="append", default=[], dest="taps", metavar="NAME", help="a tap to check (repeatable)"
+    )
+    check.add_argument("--topic", help="check every tap of this topic (default: every tap)")
+    check.add_argument(
+        "--fail-on-gap", action="store_true", help="exit 1 when anything is missing or doubled"
+    )
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="replay the missing ranges into the targets that lack them, then check",
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print the report as JSON (the lines go to stderr)"
+    )
+    check.set_defaults(run=reconcile)
     return parser
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    """``logtap reconcile``: the check (and repair) of :func:`airflow_provider_logtap.holdings.reconcile`."""
+    import json
+
+    from airflow_provider_logtap import holdings
+    from airflow_provider_logtap.errors import ConfigurationError
+    from airflow_provider_logtap.taps import load_taps_leniently
+
+    taps, errors = load_taps_leniently(args.taps_file)
+    for error in errors:
+        print(f"logtap: skipping an invalid tap: {error}", file=sys.stderr)
+    try:
+        chosen = holdings.select_taps(taps, topic=args.topic, names=args.taps)
+    except ConfigurationError as exc:
+        print(f"logtap: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stderr if args.json else sys.stdout
+    result = holdings.reconcile(
+        chosen,
+        all_taps=taps,
+        fix=args.repair,
+        run="logtap-cli/reconcile",
+        say=lambda line: print(line, file=out),
+    )
+    if args.json:
+        print(json.dumps(result, indent=1))
+    return 1 if args.fail_on_gap and result["gaps"] else 0
 
 
 def settings_reference() -> int:

@@ -20,6 +20,7 @@ from airflow_provider_logtap.models import param_schema
 from airflow_provider_logtap.operators.commit import KafkaCommitRangesOperator
 from airflow_provider_logtap.operators.load import KafkaRangeLoadOperator
 from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator, KafkaPlanRangesOperator
+from airflow_provider_logtap.operators.reconcile import KafkaReconcileOperator
 from airflow_provider_logtap.operators.replay import KafkaReplayFinishOperator, KafkaReplayPlanOperator
 from airflow_provider_logtap.operators.target import KafkaToTargetOperator
 from airflow_provider_logtap.replay import ReplayForm
@@ -281,3 +282,59 @@ def replay_dag(taps: list[Tap]) -> DAG:
         ).expand(offset_range=plan.output)
         KafkaReplayFinishOperator(task_id="finish", replay=replay, results=load.output)
     return dag
+
+
+#: The daily reconcile DAG of a topic: ``logtap_reconcile_<topic>``.
+RECONCILE_DAG_PREFIX = "logtap_reconcile_"
+RECONCILE_SCHEDULE = "@daily"
+
+
+def reconcile_dag(topic: str, taps: list[Tap]) -> DAG:
+    """The daily check that every tap of ``topic`` holds exactly what its group committed (missing, doubled and
+    held-beyond offsets per target and partition; see :class:`KafkaReconcileOperator`). It fails, not retried,
+    when anything is missing or doubled; triggered with ``repair`` it replays what is missing first. ``taps``:
+    every tap of the file (the topic's ``s3_archive`` tap is the repair's archive)."""
+    of_topic = [t for t in taps if t.topic == topic]
+    with DAG(
+        dag_id=f"{RECONCILE_DAG_PREFIX}{topic}",
+        description=f"logtap: reconcile {', '.join(t.name for t in of_topic)} against Kafka ({topic})",
+        schedule=RECONCILE_SCHEDULE,
+        start_date=min(t.start_date for t in of_topic),
+        catchup=False,
+        max_active_runs=1,
+        params={
+            "repair": Param(
+                False,
+                type="boolean",
+                title="Repair",
+                description="Replay the missing ranges into the targets that lack them, then check again.",
+            )
+        },
+        render_template_as_native_obj=True,
+        tags=["logtap", "reconcile"],
+        default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
+        doc_md=(
+            f"Checks that every tap of topic `{topic}` ({', '.join(f'`{t.name}`' for t in of_topic)}) holds each "
+            "offset of `[log start, committed)` once: per target and partition, the ranges **missing** (and "
+            "missing below Kafka's log start), **doubled**, and held **beyond** the committed offset, one log "
+            "line each; the report is the task's XCom (JSON). The run fails (not retried) when anything is "
+            "missing or doubled. Trigger it with `repair` ticked to replay exactly the missing ranges (from the "
+            "S3 archive below the log start, from Kafka above it), or run `logtap reconcile --repair`."
+        ),
+    ) as dag:
+        KafkaReconcileOperator(
+            task_id="reconcile",
+            taps=taps,
+            topic=topic,
+            fail_on_gap=True,
+            repair="{{ params.repair }}",
+        )
+    return dag
+
+
+def reconcile_dags(taps: list[Tap]) -> dict[str, DAG]:
+    """``{dag_id: DAG}``: one daily reconcile DAG per topic of ``taps``."""
+    return {
+        f"{RECONCILE_DAG_PREFIX}{topic}": reconcile_dag(topic, taps)
+        for topic in sorted({t.topic for t in taps})
+    }

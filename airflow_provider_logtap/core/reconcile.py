@@ -30,6 +30,7 @@ from typing import Any
 
 from airflow_provider_logtap.core import coverage
 from airflow_provider_logtap.core.coverage import Span
+from airflow_provider_logtap.errors import NotRetryable
 
 #: The kinds of finding, in the order a report lists them, and how a log line names each.
 FINDINGS: dict[str, str] = {
@@ -412,3 +413,20 @@ def repairs(
                 "copies"
             )
     return out, cannot
+
+
+class GapError(NotRetryable):
+    """A reconciliation found offsets missing or doubled (or a target it could not check): a retry would find
+    them again; the report names each range and the fix (a repair, or removing the extra copies)."""
+
+    def __init__(self, report: Reconciliation, repaired: bool = False) -> None:
+        self.report = report
+        found = [line.strip() for line in report.lines() if ": MISSING" in line or ": DOUBLED" in line]
+        found += [f"tap {tap}: not checked: {error}" for tap, error in report.errors.items()]
+        shown = "; ".join(found[:10]) + (f"; and {len(found) - 10} more" if len(found) > 10 else "")
+        fix = (
+            "What the repair could not fix is listed above it in the log: remove doubled copies by hand"
+            if repaired
+            else "Run the reconcile with repair=True (logtap reconcile --repair) to replay the missing ranges"
+        )
+        super().__init__(f"{report.summary()}: {shown}. {fix}.")

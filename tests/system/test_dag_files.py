@@ -20,7 +20,12 @@ def test_shipped_dags_import_cleanly() -> None:
     bag = dagbag()
     assert bag.import_errors == {}
     taps = yaml.safe_load((ROOT / "dags" / "logtap_taps.yaml").read_text())["taps"]
-    assert sorted(bag.dag_ids) == sorted([*(f"logtap_{t['name']}" for t in taps), "logtap_replay"])
+    reconciles = sorted({f"logtap_reconcile_{t['topic']}" for t in taps})
+    assert sorted(bag.dag_ids) == sorted(
+        [*(f"logtap_{t['name']}" for t in taps), "logtap_replay", *reconciles]
+    )
+    for dag_id in reconciles:  # one daily check per topic, of every tap of it
+        assert {t.task_id for t in bag.dags[dag_id].tasks} == {"reconcile"}
     replay = bag.dags["logtap_replay"]
     assert {t.task_id for t in replay.tasks} == {"plan", "load", "finish"}
     assert replay.params["tap"] == taps[0]["name"]
@@ -38,7 +43,7 @@ def test_shipped_dags_import_cleanly() -> None:
         if (kind := param.schema.get("type")) and (not isinstance(kind, list) or "null" not in kind)
     }
     assert required == {"tap", "from", "to", "dry_run"}
-    for dag_id in set(bag.dag_ids) - {"logtap_replay"}:
+    for dag_id in set(bag.dag_ids) - {"logtap_replay", *reconciles}:
         dag = bag.dags[dag_id]
         assert {t.task_id for t in dag.tasks} == {
             "wait_for_backlog",
@@ -71,7 +76,7 @@ def test_a_bad_tap_is_an_import_error_and_the_others_still_load(
     taps.write_text(yaml.safe_dump({"taps": [good, broken, typo, cron]}))
     monkeypatch.setenv("LOGTAP_TAPS_FILE", str(taps))
     bag = dagbag()
-    assert sorted(bag.dag_ids) == ["logtap_good", "logtap_replay"]
+    assert sorted(bag.dag_ids) == ["logtap_good", "logtap_reconcile_weblogs", "logtap_replay"]
     [(path, message)] = bag.import_errors.items()
     assert path.endswith("logtap_tap_errors.py")
     assert "tap 'broken': field 'target.bucket' is required. Fix: add target.bucket: <a string>" in message

@@ -189,7 +189,8 @@ def test_init_dags_gives_airflow_the_dags_of_the_starter_taps_file(installed: In
     assert sorted(p.name for p in dags.iterdir()) == DAG_FILES
     assert "Next:" in out and "airflow dags unpause logtap_" in out
     taps = yaml.safe_load((dags / "logtap_taps.yaml").read_text())["taps"]
-    expected = sorted(["logtap_replay", *(f"logtap_{t['name']}" for t in taps)])
+    reconciles = {f"logtap_reconcile_{t['topic']}" for t in taps}
+    expected = sorted(["logtap_replay", *(f"logtap_{t['name']}" for t in taps), *reconciles])
 
     providers = cli_json(installed.run(installed.bin("airflow"), "providers", "list", "-o", "json").stdout)
     [logtap] = [p for p in providers if p["package_name"] == "airflow-provider-logtap"]
