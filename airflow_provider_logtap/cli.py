@@ -12,8 +12,10 @@ Airflow): ``init-dags`` and ``settings-reference`` answer in well under a second
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -179,6 +181,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout meanwhile (Airflow's loggers hold the stream, so file descriptor 1
+    too) to stderr."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def reconcile(args: argparse.Namespace) -> int:
     """``logtap reconcile``: the check (and repair) of :func:`airflow_provider_logtap.holdings.reconcile`."""
     import json
@@ -195,16 +213,19 @@ def reconcile(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"logtap: {exc}", file=sys.stderr)
         return 2
-    out = sys.stderr if args.json else sys.stdout
-    result = holdings.reconcile(
-        chosen,
-        all_taps=taps,
-        fix=args.repair,
-        run="logtap-cli/reconcile",
-        say=lambda line: print(line, file=out),
-    )
+    stdout = sys.stdout
+    out = sys.stderr if args.json else stdout
+    # With --json, stdout holds the JSON only: what Airflow's loggers print goes to stderr meanwhile.
+    with _stdout_to_stderr() if args.json else contextlib.nullcontext():
+        result = holdings.reconcile(
+            chosen,
+            all_taps=taps,
+            fix=args.repair,
+            run="logtap-cli/reconcile",
+            say=lambda line: print(line, file=out),
+        )
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1), file=stdout)
     return 1 if args.fail_on_gap and result["gaps"] else 0
 
 

@@ -20,7 +20,8 @@ One collector per target type, in :data:`COLLECTORS` (a test keeps it equal to t
   means each offset once), drilling into ranges whose count is neither 0 nor their size, down to single
   offsets: a few requests per index for a healthy one, never a scroll of the documents. A document held in two
   daily indices, or both indexed and dead-lettered, is doubled. Offsets above 2**53 are not exact (the servers
-  aggregate doubles). Documents indexed but not yet refreshed are not seen.
+  aggregate doubles). The tap's indices are refreshed first, so documents just indexed (a repair's) are
+  counted.
 """
 
 from __future__ import annotations
@@ -214,6 +215,10 @@ class SearchQueries:
             return dict(self.client.search(index=index, body=body, **options))
         return dict(self.client.search(index=index, **body, **options))
 
+    def refresh(self, index: str) -> None:
+        """Make what was indexed into ``index`` (a name or pattern list) searchable now."""
+        self.client.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
+
     def alias_indices(self, alias: str) -> list[str]:
         """The indices of ``alias`` (none when it does not exist)."""
         try:
@@ -299,9 +304,12 @@ def search_spans(queries: SearchQueries, index_prefix: str, topic: str, partitio
 
 
 def _search(target: Any, topic: str, partitions: Sequence[int]) -> Holdings:
+    from airflow_provider_logtap.sinks.search import index_names
     from airflow_provider_logtap.targets.search import search_client
 
     queries = SearchQueries(search_client(target.search_conn_id).client)  # type: ignore[attr-defined]
+    names = index_names(target.index_prefix)
+    queries.refresh(f"{names['alias']},{names['dead_letter']}")
     return Holdings(
         spans={p: tuple(search_spans(queries, target.index_prefix, topic, p)) for p in partitions}
     )

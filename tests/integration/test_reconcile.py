@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import json
 import posixpath
+import subprocess
+import sys
+from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 from devstack.loggen import generate
 from kafka_helpers import create_topic, delete_records, produce
 
-from airflow_provider_logtap import holdings
+from airflow_provider_logtap import cli, holdings
 from airflow_provider_logtap.core.coverage import Span, union
 from airflow_provider_logtap.core.ranges import OffsetRange
+from airflow_provider_logtap.core.reconcile import Reconciliation
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
+from airflow_provider_logtap.operators.reconcile import KafkaReconcileOperator
 from airflow_provider_logtap.sinks.hdfs import MANIFESTS
 from airflow_provider_logtap.taps import Tap, parse_tap
 from airflow_provider_logtap.targets import build_sink
@@ -84,8 +92,8 @@ def system(
         for p in range(PARTITIONS)
         for pairs in [list(zip(made[p::PARTITIONS], lines[p::PARTITIONS], strict=True))]
     }
-    taps = [
-        parse_tap(
+    raw_taps = [
+        (
             {
                 "name": "arch",
                 "topic": topic_name,
@@ -97,7 +105,7 @@ def system(
                 },
             }
         ),
-        parse_tap(
+        (
             {
                 "name": "raw",
                 "topic": topic_name,
@@ -108,14 +116,14 @@ def system(
                 },
             }
         ),
-        parse_tap(
+        (
             {
                 "name": "evt",
                 "topic": topic_name,
                 "target": {"type": "hdfs_event_time", "base_path": f"{hdfs_base}/evt", "max_bad_ratio": None},
             }
         ),
-        parse_tap(
+        (
             {
                 "name": "idx",
                 "topic": topic_name,
@@ -128,6 +136,7 @@ def system(
             }
         ),
     ]
+    taps = [parse_tap(raw) for raw in raw_taps]
     ends = {}
     for p in range(PARTITIONS):
         ends[p] = produce(kafka_bootstrap, topic_name, p, lines[p::PARTITIONS])[-1] + 1
@@ -141,7 +150,14 @@ def system(
         hook.commit(tap.group, topic_name, {p: (end, "") for p, end in ends.items()})
     for p in range(PARTITIONS):
         produce(kafka_bootstrap, topic_name, p, lines[p::PARTITIONS][:UNLOADED])
-    return {"taps": taps, "ends": ends, "days": days, "topic": topic_name, "client": search}
+    return {
+        "taps": taps,
+        "raw_taps": raw_taps,
+        "ends": ends,
+        "days": days,
+        "topic": topic_name,
+        "client": search,
+    }
 
 
 def checked(system: dict[str, Any]) -> Any:
@@ -161,6 +177,8 @@ def test_damage_to_each_target_is_named_exactly_repaired_and_then_reported_healt
     hdfs_client: Any,
     hdfs_base: str,
     kafka_bootstrap: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     topic, ends, taps = system["topic"], system["ends"], system["taps"]
     healthy = checked(system)
@@ -217,12 +235,46 @@ def test_damage_to_each_target_is_named_exactly_repaired_and_then_reported_healt
     assert any(posixpath.basename(data_file) in note for note in damaged.target("evt").notes)
     assert json.loads(json.dumps(damaged.to_dict()))["gaps"] is True
 
-    outcome = holdings.repair(damaged, taps, all_taps=taps, run="logtap_reconcile/test")
-    assert not outcome.failed and not outcome.cannot, outcome.lines()
-    sources = {(d["tap"], d["partition"], d["start"], d["end"]): d["source"] for d in outcome.done}
+    # The command line sees the same, and fails on it.
+    taps_file = tmp_path / "taps.yaml"
+    taps_file.write_text(yaml.safe_dump({"taps": system["raw_taps"]}))
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("logtap")),
+            "reconcile",
+            str(taps_file),
+            "--topic",
+            topic,
+            "--fail-on-gap",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    printed = json.loads(
+        proc.stdout
+    )  # stdout is the JSON only: the report's lines and Airflow's logs on stderr
+    assert Reconciliation.from_dict(printed["report"]) == replace(
+        damaged, checked_at_ms=printed["report"]["checked_at_ms"]
+    )
+    assert f"{topic}[1]: DOUBLED: [250, 350) (100 offsets)" in proc.stderr
+
+    # The operator repairs (and then finds nothing to fail on).
+    op = KafkaReconcileOperator(task_id="reconcile", taps=taps, topic=topic, fail_on_gap=True, repair=True)
+    ti = SimpleNamespace(dag_id=f"logtap_reconcile_{topic}")
+    result = op.execute({"ti": ti, "run_id": "manual__1"})  # type: ignore[arg-type]
+    assert json.loads(json.dumps(result)) == result
+    outcome = result["repair"]
+    assert not outcome["failed"] and not outcome["cannot"], outcome
+    sources = {(d["tap"], d["partition"], d["start"], d["end"]): d["source"] for d in outcome["done"]}
     assert sources[("arch", 0, 100, 200)] == "kafka"  # the archive never repairs itself from itself
     assert sources[("raw", 0, 0, 50)] == "auto"  # below the log start: from the archive
     assert sources[("raw", 1, 200, 400)] == "auto"  # the doubled extent, rewritten whole
+    assert len(sources) == 8  # arch 1, raw 3, evt 1, idx 3 (offset 123, and the dropped day per partition)
+    assert result["healthy"] and Reconciliation.from_dict(result["after"]).healthy
     repaired = checked(system)
     assert repaired.healthy, repaired.text()
     for t in repaired.targets:
@@ -230,6 +282,9 @@ def test_damage_to_each_target_is_named_exactly_repaired_and_then_reported_healt
             assert p.held == (Span(0, ends[p.partition]),), (t.tap, p)
     names = hdfs_client.list(raw_dir)
     assert f"{topic}+1+{250:020d}.log" not in names  # the copy was replaced by the rewrite of [200, 400)
+    assert cli.main(["reconcile", str(taps_file), "--tap", "raw", "--tap", "idx", "--fail-on-gap"]) == 0
+    out = capsys.readouterr().out
+    assert "reconcile: 2 targets checked, nothing missing, nothing doubled" in out
 
 
 @pytest.mark.parametrize("search", ["opensearch"], indirect=True)
