@@ -19,6 +19,10 @@ class ConfigurationError(NotRetryable, ValueError):
     """A parameter or configuration value is invalid; the message names it and the fix."""
 
 
+class UnknownTopicError(ConfigurationError):
+    """The topic does not exist in Kafka (or cannot be described)."""
+
+
 class DataRuleError(NotRetryable):
     """The data breaks a rule the tap sets (too many bad lines, too many records out of place)."""
 

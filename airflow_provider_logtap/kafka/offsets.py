@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec  # typ
 from airflow_provider_logtap.core.claims import Claim
 from airflow_provider_logtap.core.conditions import PartitionLag, PartitionProgress, Retention
 from airflow_provider_logtap.core.ranges import EndSpec, PartitionState, StartSpec
-from airflow_provider_logtap.errors import ConfigurationError, LogtapError
+from airflow_provider_logtap.errors import ConfigurationError, LogtapError, UnknownTopicError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,7 +39,7 @@ def partitions_of(admin: AdminClient, topic: str, timeout: float = 30.0) -> list
     info = metadata.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         reason = info.error if info is not None and info.error is not None else "unknown topic"
-        raise ConfigurationError(
+        raise UnknownTopicError(
             f"topic {topic!r} cannot be read ({reason}). Check the topic name and that the Kafka "
             "connection's bootstrap.servers point at the right cluster."
         )

@@ -16,15 +16,21 @@ from airflow_provider_logtap.compat import (
 )
 from airflow_provider_logtap.core import coverage
 from airflow_provider_logtap.core.progress import human_bytes
-from airflow_provider_logtap.core.ranges import EndSpec, Plan, plan_ranges
-from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.core.ranges import EndSpec, PartitionState, Plan, plan_ranges
+from airflow_provider_logtap.errors import ConfigurationError, UnknownTopicError
 from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.ledger import PlanLedger
 from airflow_provider_logtap.operators.plan import planned_chunks
 from airflow_provider_logtap.replay import ReplayRequest, check_replay_plan, parse_request
 from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink
 from airflow_provider_logtap.sources import RecordSource, Split, archive_reader, record_source, source_to_dict
-from airflow_provider_logtap.sources.archive import ArchiveGapError, archive_state, gaps, list_objects
+from airflow_provider_logtap.sources.archive import (
+    ArchiveGapError,
+    archive_state,
+    archived_partitions,
+    gaps,
+    list_objects,
+)
 from airflow_provider_logtap.taps import HdfsEventTimeTarget, Tap
 from airflow_provider_logtap.targets import build_sink, target_to_dict
 
@@ -107,7 +113,17 @@ class KafkaReplayPlanOperator(BaseOperator):
         retention (or, under ``on_data_loss='log_start'``, skipped and reported as lost)."""
         assert request.archive is not None
         reader = archive_reader(request.archive)
-        states = hook.observe(topic=request.topic, start=request.start, end=end)
+        try:
+            states = hook.observe(topic=request.topic, start=request.start, end=end)
+        except UnknownTopicError as exc:
+            partitions = archived_partitions(reader.client, reader.bucket, reader.prefix, request.topic)
+            if request.source != "archive" or not partitions:
+                raise
+            # The topic is gone from Kafka altogether (deleted by hand): the archive alone describes it.
+            self.log.warning(
+                "%s Reading partitions %s from the archive %s alone.", exc, partitions, reader.where
+            )
+            states = [PartitionState(partition=p, log_start=0, high_watermark=0) for p in partitions]
         objects = {
             s.partition: list_objects(reader.client, reader.bucket, reader.prefix, request.topic, s.partition)
             for s in states

@@ -153,6 +153,21 @@ def list_objects(
     return objects
 
 
+def archived_partitions(client: Any, bucket: str, prefix: str, topic: str) -> list[int]:
+    """The partitions of ``topic`` the archive under ``s3://bucket/prefix`` has a directory for (``partition=<p>/``),
+    for a replay of a topic Kafka no longer has at all."""
+    directory = naming.partition_dir(prefix, topic, 0).rsplit("/", 1)[0] + "/"
+    found: set[int] = set()
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=directory, Delimiter="/"
+    ):
+        for common in page.get("CommonPrefixes", ()):
+            name = common["Prefix"][len(directory) :].rstrip("/")
+            if name.startswith("partition=") and name[len("partition=") :].isdigit():
+                found.add(int(name[len("partition=") :]))
+    return sorted(found)
+
+
 def gaps(objects: Iterable[ArchivedObject], rng: OffsetRange) -> list[coverage.Span]:
     """The offsets of ``rng`` no object covers."""
     return coverage.missing((o.span for o in objects), rng.start, rng.end)
