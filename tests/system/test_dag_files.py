@@ -42,7 +42,7 @@ def test_shipped_dags_import_cleanly() -> None:
         for name, param in replay.params.items()
         if (kind := param.schema.get("type")) and (not isinstance(kind, list) or "null" not in kind)
     }
-    assert required == {"tap", "from", "to", "dry_run"}
+    assert required == {"tap", "from", "to", "source", "dry_run"}
     for dag_id in set(bag.dag_ids) - {"logtap_replay", *reconciles}:
         dag = bag.dags[dag_id]
         assert {t.task_id for t in dag.tasks} == {
