@@ -377,7 +377,9 @@ def check(taps: Sequence[Tap], *, collect: Callable[..., Holdings] = holdings) -
     hooks: dict[str, Any] = {}
     for tap in taps:
         try:
-            hook = hooks.setdefault(tap.kafka_conn_id, _hook(tap))
+            if tap.kafka_conn_id not in hooks:
+                hooks[tap.kafka_conn_id] = _hook(tap)
+            hook = hooks[tap.kafka_conn_id]
             partitions = offsets.partitions_of(hook.admin(), tap.topic)
             expects = tap.mode == "group"
             committed = (
@@ -391,6 +393,19 @@ def check(taps: Sequence[Tap], *, collect: Callable[..., Holdings] = holdings) -
             if not expects:
                 notes.insert(
                     0, "interval-mode tap: it commits no offsets, so only doubled offsets are checked"
+                )
+            # A tap that did not start at the topic's beginning is expected to hold from its first load on.
+            floors = (
+                {
+                    p: min((s.start for s in held.spans.get(p, ())), default=committed.get(p) or 0)
+                    for p in partitions
+                }
+                if tap.initial != "earliest"
+                else {}
+            )
+            if floors:
+                notes.insert(
+                    0, f"initial: {tap.initial}: each partition is expected from the first offset held"
                 )
             reports.append(
                 TargetReport(
@@ -406,6 +421,7 @@ def check(taps: Sequence[Tap], *, collect: Callable[..., Holdings] = holdings) -
                             committed=committed.get(p),
                             held=held.spans.get(p, ()),
                             expects=expects,
+                            floor=floors.get(p, 0),
                         )
                         for p in partitions
                     ),

@@ -57,6 +57,7 @@ class PartitionReport:
     high_watermark: int
     committed: int | None
     expects: bool = True
+    floor: int = 0
     held: tuple[Span, ...] = ()
     held_offsets: int = 0
     missing: tuple[Span, ...] = ()
@@ -73,9 +74,11 @@ class PartitionReport:
 
     @property
     def expected(self) -> Span:
-        """The offsets that must be held once: ``[log_start, committed)`` (empty when nothing is expected)."""
-        end = self.committed if self.expects and self.committed is not None else self.log_start
-        return Span(self.log_start, max(self.log_start, end))
+        """The offsets that must be held once: ``[max(log_start, floor), committed)`` (empty when nothing is
+        expected)."""
+        start = max(self.log_start, self.floor)
+        end = self.committed if self.expects and self.committed is not None else start
+        return Span(start, max(start, end))
 
     def findings(self) -> dict[str, tuple[Span, ...]]:
         """The non-empty findings, by kind (in :data:`FINDINGS` order)."""
@@ -92,6 +95,7 @@ class PartitionReport:
             "high_watermark": self.high_watermark,
             "committed": self.committed,
             "expects": self.expects,
+            "floor": self.floor,
             "held": [list(s) for s in self.held],
             "held_offsets": self.held_offsets,
             **{kind: [list(s) for s in getattr(self, kind)] for kind in FINDINGS},
@@ -105,6 +109,7 @@ class PartitionReport:
             high_watermark=int(data["high_watermark"]),
             committed=None if data.get("committed") is None else int(data["committed"]),
             expects=bool(data.get("expects", True)),
+            floor=int(data.get("floor", 0)),
             held=_spans(data.get("held", ())),
             held_offsets=int(data.get("held_offsets", 0)),
             **{kind: _spans(data.get(kind, ())) for kind in FINDINGS},
@@ -119,6 +124,7 @@ def check_partition(
     committed: int | None,
     held: Iterable[tuple[int, int]],
     expects: bool = True,
+    floor: int = 0,
 ) -> PartitionReport:
     """The findings of one partition of a target that holds ``held`` (spans, with multiplicity).
 
@@ -127,6 +133,8 @@ def check_partition(
     :param committed: the tap group's committed offset (``None``: nothing committed).
     :param held: the target's spans ``(start, end)``; an offset held by two spans is held twice.
     :param expects: ``False`` for a tap that commits no offsets: only doubled offsets are checked.
+    :param floor: the first offset the tap ever loaded, when it did not start at the beginning of the topic
+        (``initial: latest``): nothing below it is expected (0: everything from the topic's start).
     """
     spans = [(int(s), int(e)) for s, e in held]
     report = PartitionReport(
@@ -135,6 +143,7 @@ def check_partition(
         high_watermark=high_watermark,
         committed=committed,
         expects=expects,
+        floor=floor,
     )
     union = coverage.union(spans)
     common: dict[str, Any] = {
@@ -150,7 +159,7 @@ def check_partition(
         report,
         **common,
         missing=tuple(coverage.missing(spans, expected.start, expected.end)),
-        below_log_start=tuple(coverage.missing(spans, 0, min(log_start, end))),
+        below_log_start=tuple(coverage.missing(spans, floor, min(log_start, end))),
         beyond=tuple(coverage.beyond(spans, end)),
     )
 

@@ -30,17 +30,28 @@ def joined(spans: tuple[Span, ...]) -> bool:
     return all(s < e for s, e in spans) and all(a.end < b.start for a, b in itertools.pairwise(spans))
 
 
-@given(spans_st, st.integers(0, 50), st.integers(0, 40), st.one_of(st.none(), st.integers(0, 90)))
+@given(
+    spans_st,
+    st.integers(0, 50),
+    st.integers(0, 40),
+    st.one_of(st.none(), st.integers(0, 90)),
+    st.sampled_from([0, 0, 7, 30]),
+)
 def test_findings_are_each_offsets_holders_counted_one_by_one(
-    held: list[tuple[int, int]], log_start: int, extra: int, committed: int | None
+    held: list[tuple[int, int]], log_start: int, extra: int, committed: int | None, floor: int
 ) -> None:
     report = check_partition(
-        partition=3, log_start=log_start, high_watermark=log_start + extra, committed=committed, held=held
+        partition=3,
+        log_start=log_start,
+        high_watermark=log_start + extra,
+        committed=committed,
+        held=held,
+        floor=floor,
     )
     count = Counter(o for s, e in held for o in range(s, e))
     end = committed or 0
-    assert offsets(report.missing) == [o for o in range(log_start, end) if not count[o]]
-    assert offsets(report.below_log_start) == [o for o in range(0, min(log_start, end)) if not count[o]]
+    assert offsets(report.missing) == [o for o in range(max(log_start, floor), end) if not count[o]]
+    assert offsets(report.below_log_start) == [o for o in range(floor, min(log_start, end)) if not count[o]]
     assert offsets(report.doubled) == sorted(o for o, c in count.items() if c > 1)
     assert offsets(report.beyond) == sorted(o for o in count if o >= end)
     assert offsets(report.held) == sorted(count)
