@@ -81,6 +81,29 @@ def test_a_range_retention_deleted_is_replayed_from_the_archive_through_the_repl
     after = {p: data for p, data in hdfs_tree(hdfs_client, base).items() if not p.startswith("_replays/")}
     assert after == live_files  # the live tree untouched beside it
 
+    # The live tap's own partitions rebuilt in place from the archive (from Kafka they can no longer be: each
+    # partition's first write starts below the log start): the same lines in the same hours, every write
+    # rewritten by the rebuild's run.
+    rebuild = {
+        "tap": "sys_hours",
+        "from": "earliest",
+        "to": "committed",
+        "overwrite_partitions": ["dt=2026-09-01"],
+        "source": "archive",
+        "dry_run": False,
+    }
+    airflow.run("dags", "test", "logtap_replay", "-c", json.dumps(rebuild))
+    rebuilt = hdfs_tree(hdfs_client, base)
+    manifests = [p for p in rebuilt if "/_logtap/" in p and not p.startswith("_replays/")]
+    assert manifests and all(
+        json.loads(rebuilt[p])["run"] != json.loads(live_files[p])["run"] for p in manifests
+    )
+
+    def data(tree: dict[str, bytes]) -> dict[str, bytes]:
+        return {p: v for p, v in tree.items() if not p.startswith("_replays/") and "/_logtap/" not in p}
+
+    assert data(rebuilt) == data(live_files)
+
     # The topic deleted by hand altogether: the archive alone still describes and serves it.
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     for future in admin.delete_topics([topic_name], operation_timeout=30).values():
