@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_provider_logtap.compat import BaseOperator, Context, fail_without_retry, run_identity
 from airflow_provider_logtap.core.reconcile import GapError, Reconciliation
-from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.errors import ConfigurationError, LogtapError
 from airflow_provider_logtap.taps import Tap
 
 
@@ -23,7 +23,7 @@ class KafkaReconcileOperator(BaseOperator):
     :param topic: check the taps of this topic (templated); ``None``: every tap named, or all.
     :param tap_names: check only these taps (templated); empty: every tap of ``topic``.
     :param fail_on_gap: fail the task, without retries, when anything is missing or doubled (after the
-        repair, with ``repair``) or a target could not be checked (templated).
+        repair, with ``repair``); a target that could not be checked fails it too, with retries (templated).
     :param repair: replay exactly the missing ranges into the targets that lack them (from the archive below
         Kafka's log start, else from Kafka: ``auto`` when the topic has an ``s3_archive`` tap, ``kafka``
         otherwise), rewrite the extent of doubled raw and event-time objects, then check again (templated: a
@@ -61,8 +61,10 @@ class KafkaReconcileOperator(BaseOperator):
             chosen, all_taps=self.taps, fix=repair, run=run_identity(context), say=self.log.info
         )
         last = Reconciliation.from_dict(result.get("after", result["report"]))
-        if fail_on_gap and last.gaps:
+        if fail_on_gap and any(t.gaps for t in last.targets):
             raise GapError(last, repaired=repair)
+        if fail_on_gap and last.errors:  # a target that could not be checked now (unreachable): worth a retry
+            raise LogtapError(f"{last.summary()}: " + "; ".join(f"{k}: {v}" for k, v in last.errors.items()))
         return result
 
 
