@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from airflow_provider_logtap.compat import (
@@ -25,6 +25,7 @@ from airflow_provider_logtap.replay import ReplayRequest, check_replay_plan, par
 from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink
 from airflow_provider_logtap.sources import RecordSource, Split, archive_reader, record_source, source_to_dict
 from airflow_provider_logtap.sources.archive import (
+    ArchivedObject,
     ArchiveGapError,
     archive_state,
     archived_partitions,
@@ -35,6 +36,15 @@ from airflow_provider_logtap.taps import HdfsEventTimeTarget, Tap
 from airflow_provider_logtap.targets import build_sink, target_to_dict
 
 REPLAY_XCOM_KEY = "replay"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ArchiveSeen:
+    """What a plan from the archive saw: its objects and Kafka's log start, per partition."""
+
+    where: str
+    objects: dict[int, list[ArchivedObject]]
+    log_starts: dict[int, int]
 
 
 class KafkaReplayPlanOperator(BaseOperator):
@@ -103,14 +113,16 @@ class KafkaReplayPlanOperator(BaseOperator):
             plan = hook.plan(
                 topic=request.topic, start=request.start, end=end, on_data_loss=request.tap.on_data_loss
             )
-        else:
-            plan = self._plan_with_archive(hook, request, end)
-        return check_replay_plan(self._aligned(plan, request) if request.overwrite else plan)
+            return check_replay_plan(self._aligned(plan, request) if request.overwrite else plan)
+        plan, seen = self._plan_with_archive(hook, request, end)
+        plan = self._aligned(plan, request) if request.overwrite else plan
+        return check_replay_plan(self._check_archive(plan, request, seen))
 
-    def _plan_with_archive(self, hook: KafkaRangeHook, request: ReplayRequest, end: EndSpec) -> Plan:
-        """Plan over what the archive and Kafka hold together (``archive``: the archive alone), and check, before
-        anything is written, that the archive holds every offset it must serve: a gap is refused like a loss to
-        retention (or, under ``on_data_loss='log_start'``, skipped and reported as lost)."""
+    def _plan_with_archive(
+        self, hook: KafkaRangeHook, request: ReplayRequest, end: EndSpec
+    ) -> tuple[Plan, _ArchiveSeen]:
+        """Plan over what the archive and Kafka hold together (``archive``: the archive alone); also what was
+        seen of both, for :meth:`_check_archive`."""
         assert request.archive is not None
         reader = archive_reader(request.archive)
         try:
@@ -140,7 +152,7 @@ class KafkaReplayPlanOperator(BaseOperator):
                 coverage.compact(coverage.union(o.span for o in held), limit=5),
                 len(held),
             )
-        seen = [
+        views = [
             archive_state(
                 request.source,
                 s,
@@ -154,27 +166,35 @@ class KafkaReplayPlanOperator(BaseOperator):
         on_data_loss = request.tap.on_data_loss
         plan = plan_ranges(
             topic=request.topic,
-            states=seen,
+            states=views,
             start=request.start,
             end=end,
             on_data_loss=on_data_loss,
             planned_at_ms=int(time.time() * 1000),
         )
-        log_starts = {s.partition: s.log_start for s in states}
+        return plan, _ArchiveSeen(
+            where=reader.where, objects=objects, log_starts={s.partition: s.log_start for s in states}
+        )
+
+    def _check_archive(self, plan: Plan, request: ReplayRequest, seen: _ArchiveSeen) -> Plan:
+        """Check, before anything is written, that the archive holds every offset of the plan it must serve: a
+        gap is refused like a loss to retention (or, under ``on_data_loss='log_start'``, skipped and reported as
+        lost)."""
+        on_data_loss = request.tap.on_data_loss
         lost = list(plan.lost)
         for rng in plan.ranges:
-            part = Split.of(request.source, rng, log_starts[rng.partition]).archive
+            part = Split.of(request.source, rng, seen.log_starts.get(rng.partition, 0)).archive
             if part is None:
                 continue
-            missing = gaps(objects[rng.partition], part)
+            missing = gaps(seen.objects.get(rng.partition, []), part)
             if missing and on_data_loss == "fail":
-                raise ArchiveGapError(part, missing, reader.where)
+                raise ArchiveGapError(part, missing, seen.where)
             for span in missing:
                 self.log.warning(
                     "%s: offsets %s are in neither Kafka nor the archive %s: LOST (on_data_loss='log_start')",
                     rng,
                     span,
-                    reader.where,
+                    seen.where,
                 )
                 lost.append(replace(rng, start=span.start, end=span.end))
         return replace(plan, lost=tuple(lost))
