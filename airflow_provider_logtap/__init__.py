@@ -49,6 +49,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_logtap.operators.target",
                     "airflow_provider_logtap.operators.replay",
                     "airflow_provider_logtap.operators.commit",
+                    "airflow_provider_logtap.operators.reconcile",
                 ],
             }
         ],
