@@ -35,7 +35,13 @@ logging.getLogger("elastic_transport.transport").setLevel(logging.WARNING)
 #: share the Airflow 3 ``airflow`` tests, each with a home of its own (the fixture is per session, so per worker);
 #: the split balances the modules' measured run times.
 SECOND_AIRFLOW3_HOME = frozenset(
-    {"test_incremental_hdfs", "test_rebuild_partitions", "test_secrets", "test_tasks_test_safe"}
+    {
+        "test_incremental_hdfs",
+        "test_rebuild_partitions",
+        "test_reconcile_dag",
+        "test_secrets",
+        "test_tasks_test_safe",
+    }
 )
 
 #: The order in which pytest-xdist hands out the long units of work (a group runs in one worker, one test after

@@ -81,6 +81,9 @@ def test_a_range_retention_deleted_is_replayed_from_the_archive_through_the_repl
     after = {p: data for p, data in hdfs_tree(hdfs_client, base).items() if not p.startswith("_replays/")}
     assert after == live_files  # the live tree untouched beside it
 
+    if airflow.version == "2":
+        return  # the rest exercises logtap's planning and sinks, the same on both versions: Airflow 3 only (time)
+
     # The live tap's own partitions rebuilt in place from the archive (from Kafka they can no longer be: each
     # partition's first write starts below the log start): the same lines in the same hours, every write
     # rewritten by the rebuild's run.
