@@ -130,12 +130,29 @@ def airflow_connections(
         ),
     )
     if "webhdfs" in request.fixturenames:
-        webhdfs = request.getfixturevalue("webhdfs")
-        host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_WEBHDFS_DEFAULT",
-            json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}),
-        )
+        webhdfs_connection(monkeypatch, request.getfixturevalue("webhdfs"))
+
+
+def webhdfs_connection(monkeypatch: pytest.MonkeyPatch, webhdfs: dict[str, str]) -> None:
+    """The Airflow connection ``webhdfs_default`` (by environment variable) to the test HDFS."""
+    import json
+
+    host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WEBHDFS_DEFAULT",
+        json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}),
+    )
+
+
+def search_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, url: str) -> None:
+    """The Airflow connection ``conn_id`` (by environment variable) to the search server at ``url``."""
+    import json
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}",
+        json.dumps({"conn_type": "opensearch", "host": host, "port": int(port)}),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ archive gap (an object deleted) is refused before anything is written, or skippe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -17,6 +16,7 @@ import pytest
 from devstack.loggen import generate
 from holdings import hdfs_holdings, search_holdings
 from kafka_helpers import create_topic, delete_records, produce
+from services import search_connection, webhdfs_connection
 
 from airflow_provider_logtap.compat import import_string
 from airflow_provider_logtap.core.ranges import OffsetRange
@@ -72,12 +72,7 @@ def target_kind(
 ) -> Any:
     """``(make target by place, read holdings by place)`` of ``kind``."""
     if kind == "hdfs_event_time":
-        webhdfs = request.getfixturevalue("webhdfs")
-        host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_WEBHDFS_DEFAULT",
-            json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}),
-        )
+        webhdfs_connection(monkeypatch, request.getfixturevalue("webhdfs"))
         client, base = request.getfixturevalue("hdfs_client"), request.getfixturevalue("hdfs_base")
         make: Callable[[str], TargetModel] = lambda where: HdfsEventTimeTarget(  # noqa: E731
             base_path=f"{base}/{where}", max_bad_ratio=None
@@ -86,11 +81,7 @@ def target_kind(
     from opensearchpy import OpenSearch
 
     url = request.getfixturevalue("opensearch_url")
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SEARCH_ARCHIVE",
-        json.dumps({"conn_type": "opensearch", "host": host, "port": int(port)}),
-    )
+    search_connection(monkeypatch, "search_archive", url)
     monkeypatch.setenv("LOGTAP_GEOIP_DB", request.getfixturevalue("geoip_database"))
     client = OpenSearch(url)
     make = lambda where: SearchTarget(  # noqa: E731

@@ -5,7 +5,6 @@ letters). Writing one chunk again replaces only that chunk's output."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ import pytest
 from devstack.loggen import generate
 from holdings import hdfs_holdings, s3_holdings, search_holdings
 from kafka_helpers import create_topic, produce
+from services import search_connection, webhdfs_connection
 
 from airflow_provider_logtap.compat import import_string
 from airflow_provider_logtap.core.chunks import chunk_specs
@@ -80,12 +80,7 @@ def test_chunks_loaded_at_once_hold_what_one_whole_load_holds_and_a_rerun_replac
         target = lambda where: S3ArchiveTarget(bucket=bucket, prefix=where)  # noqa: E731
         read = lambda where: s3_holdings(s3_client, bucket, where)  # noqa: E731
     elif kind in ("hdfs_raw", "hdfs_event_time"):
-        webhdfs = request.getfixturevalue("webhdfs")
-        host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_WEBHDFS_DEFAULT",
-            json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}),
-        )
+        webhdfs_connection(monkeypatch, request.getfixturevalue("webhdfs"))
         client, base = request.getfixturevalue("hdfs_client"), request.getfixturevalue("hdfs_base")
         model: Any = HdfsRawTarget if kind == "hdfs_raw" else HdfsEventTimeTarget
         target = lambda where: model(base_path=f"{base}/{where}", max_bad_ratio=None)  # noqa: E731
@@ -96,11 +91,7 @@ def test_chunks_loaded_at_once_hold_what_one_whole_load_holds_and_a_rerun_replac
         from opensearchpy import OpenSearch
 
         url = request.getfixturevalue("opensearch_url")
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SEARCH_CHUNKS",
-            json.dumps({"conn_type": "opensearch", "host": host, "port": int(port)}),
-        )
+        search_connection(monkeypatch, "search_chunks", url)
         monkeypatch.setenv("LOGTAP_GEOIP_DB", request.getfixturevalue("geoip_database"))
         client = OpenSearch(url)
         topic = backlog[0].topic

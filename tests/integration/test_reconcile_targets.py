@@ -22,6 +22,7 @@ import pytest
 import yaml
 from devstack.loggen import generate
 from kafka_helpers import create_topic, delete_records, produce
+from services import webhdfs_connection
 
 from airflow_provider_logtap import cli, holdings
 from airflow_provider_logtap.core.coverage import Span, union
@@ -72,11 +73,7 @@ def system(
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
     """The four taps of one topic, each loaded with its real sink and its group committed."""
-    host, port = webhdfs["url"].removeprefix("http://").rsplit(":", 1)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_WEBHDFS_DEFAULT",
-        json.dumps({"conn_type": "webhdfs", "host": host, "port": int(port), "login": webhdfs["user"]}),
-    )
+    webhdfs_connection(monkeypatch, webhdfs)
     create_topic(kafka_bootstrap, topic_name, partitions=PARTITIONS)
     made = sorted(
         generate(LINES, seed=21, start=datetime(2026, 11, 3, tzinfo=timezone.utc), days=2),
