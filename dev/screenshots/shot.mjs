@@ -29,6 +29,18 @@ try {
     await page.getByRole("button", { name: /trigger/i }).first().click();
     await page.getByText(/tap/i).first().waitFor();
     await page.waitForTimeout(1500);
+    // The dialog scrolls inside a fixed full-window positioner, so a full-page shot would not show more of it:
+    // grow the window to the positioner's scroll height (the whole dialog and its margins) until nothing scrolls.
+    for (let i = 0; i < 5; i++) {
+      const height = await page.evaluate(() => {
+        const dialogs = [...document.querySelectorAll("[role=dialog]")];  // popovers are dialogs too
+        const dialog = dialogs.find((e) => /Trigger Dag/i.test(e.textContent));
+        return dialog?.parentElement?.scrollHeight ?? 0;
+      });
+      if (height <= page.viewportSize().height) break;
+      await page.setViewportSize({ width: 1440, height });
+      await page.waitForTimeout(1000);
+    }
     await page.screenshot({ path: out });
   }
 } finally {
