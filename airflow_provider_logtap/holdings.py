@@ -7,10 +7,12 @@ One collector per target type, in :data:`COLLECTORS` (a test keeps it equal to t
 - ``s3_archive``: each object's coverage ``[logtap-start-offset, logtap-end-offset)`` from its metadata
   (:func:`~airflow_provider_logtap.sources.archive.list_objects`: a listing and a HEAD per object, nothing
   downloaded).
-- ``hdfs_raw``: each complete file (temporary ``.<name>.inprogress`` ones are not held) covers its start offset
-  (its name) plus its line count. The raw sink records no end offset on the file (no xattrs), so the lines are
-  counted by streaming each file once (exact for log topics, whose offsets are dense: a compacted or
-  transactional topic's gaps inside a file would show as missing).
+- ``hdfs_raw``: each complete file (temporary ``.<name>.inprogress`` ones are not held) covers
+  ``[logtap-start-offset, logtap-end-offset)`` of the metadata the raw sink records on it (the extended
+  attribute ``user.logtap``, one request per file, nothing downloaded). A file written without it (before
+  logtap recorded it, or on a NameNode without extended attributes) covers its start offset (its name) plus its
+  line count, counted by streaming it once (exact for log topics, whose offsets are dense: a compacted or
+  transactional topic's gaps inside such a file would show as missing).
 - ``hdfs_event_time``: each ``complete`` manifest's ``[start, end)`` whose files (partition files and dead
   letters) all exist, checked by listing their directories (each once), never by reading them; a pending
   manifest or one with files missing holds nothing, and a note names it.
@@ -128,9 +130,17 @@ def hdfs_raw_spans(client: Any, base: str, topic: str, partition: int) -> list[S
         files.append((parsed.start, posixpath.join(directory, name), parsed.suffix))
     if not files:
         return []
+    from airflow_provider_logtap.sinks.hdfs import file_metadata
+
+    def span(file: tuple[int, str, str]) -> Span:
+        start, path, suffix = file
+        recorded = file_metadata(client, path)
+        if recorded is not None and "logtap-end-offset" in recorded:  # the sink's record: nothing to read
+            return Span(int(recorded["logtap-start-offset"]), int(recorded["logtap-end-offset"]))
+        return Span(start, start + count_lines(client, path, suffix))
+
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(files))) as pool:
-        counts = list(pool.map(lambda f: count_lines(client, f[1], f[2]), files))
-    return [Span(start, start + n) for (start, _, _), n in zip(files, counts, strict=True) if n]
+        return [s for s in pool.map(span, files) if s.size]
 
 
 def _hdfs_raw(target: Any, topic: str, partitions: Sequence[int]) -> Holdings:

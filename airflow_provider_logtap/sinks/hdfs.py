@@ -15,13 +15,16 @@ was lost is recognised when repeated.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import itertools
+import json
+import logging
 import posixpath
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
@@ -40,7 +43,11 @@ from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError
 from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks, default_spool
 from airflow_provider_logtap.sinks.base import WriteResult, stale_objects, track_lost
 
+log = logging.getLogger(__name__)
+
 TEMP_SUFFIX = ".inprogress"
+#: The extended attribute of a raw file holding its archive metadata (the S3 objects' ``logtap-*`` fields, JSON).
+METADATA_XATTR = "user.logtap"
 _HINT_SAMPLES = 50
 _PARALLEL_FILES = 8
 MANIFESTS = "_logtap"
@@ -129,6 +136,21 @@ class WebHdfsUnavailableError(LogtapError):
     """WebHDFS kept failing through every retry (Airflow's task retry may succeed later)."""
 
 
+def _webhdfs(method: str, operation: str, client: Any, path: str, **params: str) -> requests.Response:
+    """One WebHDFS operation the ``hdfs`` library has no method for (``SETXATTR``, ``GETXATTRS``), through its own
+    request machinery (its URL rotation, session, retries and authentication); the answer, whatever its status."""
+    from hdfs.client import _Request
+
+    handler = _Request(method).to_method(operation)
+    answer: requests.Response = handler(client, path, strict=False, **params)
+    return answer
+
+
+def file_metadata(client: Any, path: str) -> dict[str, str] | None:
+    """The archive metadata a raw file carries (see :data:`METADATA_XATTR`), ``None`` when it has none."""
+    return _Files(client).metadata(path)
+
+
 class _Files:
     """The few WebHDFS operations the sinks use, on an ``hdfs`` library client. A failure the client's
     retries could not get past is a :class:`WebHdfsUnavailableError` naming the server and the fix."""
@@ -203,6 +225,51 @@ class _Files:
         with self._named(f"reading {path}"), self.client.read(path) as reader:
             return bytes(reader.read())
 
+    def tag(self, path: str, metadata: Mapping[str, str]) -> bool:
+        """Record ``metadata`` on the file as its extended attribute :data:`METADATA_XATTR` (JSON; WebHDFS
+        ``SETXATTR``; a rename keeps it). Returns ``False``, after a warning, where the NameNode refuses extended
+        attributes (``dfs.namenode.xattrs.enabled=false``): the file is then only described by its name."""
+        value = "0s" + base64.b64encode(json.dumps(dict(metadata), sort_keys=True).encode()).decode()
+        with self._named(f"tagging {path}"):
+            params = {"xattr.name": METADATA_XATTR, "xattr.value": value, "flag": "CREATE"}
+            answer = _webhdfs("PUT", "SETXATTR", self.client, path, **params)
+        if answer.ok:
+            return True
+        if answer.status_code >= 500:  # still failing after the session's retries: not a refusal of xattrs
+            raise self._unavailable(
+                f"tagging {path}", requests.HTTPError(f"{answer.status_code} {answer.text[:200]}")
+            )
+        if not _Files._refused_xattrs_logged:
+            _Files._refused_xattrs_logged = True
+            log.warning(
+                "WebHDFS at %s refused the extended attribute %s on %s (%s): raw files carry their offsets in their "
+                "names only (reconcile then counts their lines). Enable dfs.namenode.xattrs.enabled to record them.",
+                getattr(self.client, "url", "?"),
+                METADATA_XATTR,
+                path,
+                answer.text[:200],
+            )
+        return False
+
+    _refused_xattrs_logged = False
+
+    def metadata(self, path: str) -> dict[str, str] | None:
+        """The metadata :meth:`tag` recorded on the file (``None``: none, or the NameNode has no xattrs)."""
+        with self._named(f"reading the attributes of {path}"):
+            params = {"xattr.name": METADATA_XATTR, "encoding": "base64"}
+            answer = _webhdfs("GET", "GETXATTRS", self.client, path, **params)
+        if not answer.ok:
+            return None
+        for attr in answer.json().get("XAttrs", ()):
+            value = str(attr.get("value") or "")
+            if attr.get("name") == METADATA_XATTR and value.startswith("0s"):
+                try:
+                    data = json.loads(base64.b64decode(value[2:]))
+                except ValueError:
+                    return None
+                return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+        return None
+
 
 def _rename_refused(answer: requests.Response) -> bool:
     """Whether a rename with options was answered as a plain rename that did nothing (``{"boolean": false}``):
@@ -246,6 +313,9 @@ class HdfsRawSink:
                 self.files.put(temp_name(final), spool)
             finally:
                 spool.close()
+            self.files.tag(
+                temp_name(final), chunk.metadata()
+            )  # the archive's metadata, as S3 objects have it
             self.files.replace(temp_name(final), final)
             chunks.append(chunk)
             paths.append(final)

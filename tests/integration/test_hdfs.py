@@ -18,7 +18,12 @@ from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.kafka.client import reader_config
 from airflow_provider_logtap.kafka.reader import read_range
 from airflow_provider_logtap.sinks.archive import ArchiveFormat
-from airflow_provider_logtap.sinks.hdfs import BadLineRatioError, HdfsEventTimeSink, HdfsRawSink
+from airflow_provider_logtap.sinks.hdfs import (
+    BadLineRatioError,
+    HdfsEventTimeSink,
+    HdfsRawSink,
+    file_metadata,
+)
 
 
 @pytest.fixture
@@ -66,6 +71,15 @@ def test_raw_copy_is_byte_exact_and_rewrites_in_place(
     files = tree(hdfs_client, hdfs_base)
     assert len(files) == 2 and len(result.removed) == 4  # 200, 400, 600, 800
     assert lines_of(files, topic_name) == values
+    # Each file carries the archive's metadata (as an S3 object does): the offsets it covers, tiling the range.
+    spans = []
+    for path in sorted(files):
+        meta = file_metadata(hdfs_client, f"{hdfs_base}/{path}")
+        assert meta is not None, path
+        spans.append((int(meta["logtap-start-offset"]), int(meta["logtap-end-offset"])))
+        assert int(meta["logtap-record-count"]) == spans[-1][1] - spans[-1][0]
+    assert spans == [(0, 500), (500, len(values))]
+    assert file_metadata(hdfs_client, hdfs_base) is None  # a directory: none
 
 
 def test_event_time_partitions_hold_exactly_each_lines_hour(
