@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,17 +92,28 @@ def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return proc
 
 
-def run_dag(env: dict[str, str], dag_id: str) -> None:
+# The lines of a tap DAG run's log the demo prints (each message as logged, after its "] ").
+TAP_MARKERS = ("] s3: ", "] hdfs_raw: ", "] hdfs_event_time: ", "] search: ", "] run totals")
+
+
+def run_dag(
+    env: dict[str, str],
+    dag_id: str,
+    conf: Mapping[str, object] | None = None,
+    markers: tuple[str, ...] = TAP_MARKERS,
+) -> list[str]:
+    """Run ``dag_id`` once with ``airflow dags test`` (with ``conf``, if given); print and return the messages
+    of its log lines holding one of ``markers``."""
     started = time.monotonic()
-    print(f"    -- {dag_id}")
-    proc = airflow(env, "dags", "test", dag_id)
+    print(f"    -- {dag_id}" + (f" -c '{json.dumps(conf)}'" if conf else ""))
+    proc = airflow(env, "dags", "test", dag_id, *(("-c", json.dumps(conf)) if conf else ()))
+    shown = []
     for line in (proc.stdout + proc.stderr).splitlines():
-        if any(
-            marker in line
-            for marker in ("] s3: ", "] hdfs_raw: ", "] hdfs_event_time: ", "] search: ", "] run totals")
-        ):
-            print("   ", line.split("] ", 1)[1].split(" [airflow.")[0].strip())
+        if any(marker in line for marker in markers):
+            shown.append(line.split("] ", 1)[1].split(" [airflow.")[0].strip())
+            print("   ", shown[-1])
     print(f"       DAG run succeeded in {time.monotonic() - started:.0f}s")
+    return shown
 
 
 def show(s3_client, bootstrap: str, sent: dict[int, list[bytes]]) -> None:  # type: ignore[no-untyped-def]
@@ -222,6 +234,60 @@ def show_search(url: str, sent: dict[int, list[bytes]]) -> None:
     print("    (IP geolocation by DB-IP, https://db-ip.com, CC BY 4.0)")
 
 
+def event_time_lines(client, base: str) -> Counter[tuple[str, bytes]]:  # type: ignore[no-untyped-def]
+    """Each line of an event-time tree ``<base>/dt=*/hour=*``, counted per hour directory."""
+    held: Counter[tuple[str, bytes]] = Counter()
+    for day in sorted(n for n in client.list(base) if n.startswith("dt=")):
+        for hour in sorted(n for n in client.list(f"{base}/{day}") if n.startswith("hour=")):
+            for name in client.list(f"{base}/{day}/{hour}"):
+                with client.read(f"{base}/{day}/{hour}/{name}") as reader:
+                    held.update((f"{day}/{hour}", line) for line in reader.read().splitlines())
+    return held
+
+
+def uh_oh(env: dict[str, str], bootstrap: str, url: str, user: str) -> None:
+    """Kafka forgets the older half of each partition; the event-time tree is rebuilt from the S3 archive."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+    from hdfs import InsecureClient
+
+    step('The "uh oh" story: Kafka has forgotten, the S3 archive has not')
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "logtap-demo-watermarks"})
+    high = {p: consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=30)[1] for p in range(4)}
+    consumer.close()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.delete_records(
+        [TopicPartition(TOPIC, p, high[p] // 2) for p in sorted(high)], request_timeout=30
+    )
+    for tp, future in sorted(futures.items(), key=lambda item: item[0].partition):
+        start = future.result().low_watermark
+        print(
+            f"    delete_records, as retention would: {TOPIC}[{tp.partition}] now holds "
+            f"[{start}, {high[tp.partition]})"
+        )
+    tap = "weblogs_hdfs_by_event_time"
+    conf = {"tap": tap, "source": "auto", "from": "earliest", "to": "latest", "target_name": "restored"}
+    print("    a dry run (the default) with source auto: what would come from the archive, what from Kafka")
+    totals = run_dag(env, "logtap_replay", conf, markers=("] dry run total from ",))
+    if len(totals) != 2:
+        raise SystemExit(f"the dry run should total from the archive and from Kafka; it logged {totals}")
+    print("    the replay for real, all from the archive, into the new target 'restored'")
+    run_dag(
+        env, "logtap_replay", {**conf, "source": "archive", "dry_run": False}, markers=("] replay of tap ",)
+    )
+    client = InsecureClient(url, user=user)
+    live = event_time_lines(client, f"/data/weblogs/by_event_time/{TOPIC}")
+    restored = event_time_lines(client, f"/data/weblogs/by_event_time/_replays/restored/{TOPIC}")
+    same = "every hour holds the same lines" if restored == live else "DIFFERENT"
+    print(
+        f"    /data/weblogs/by_event_time/_replays/restored/{TOPIC}/: {restored.total()} lines in "
+        f"{len({hour for hour, _ in restored})} hours; live tree: {live.total()} lines in "
+        f"{len({hour for hour, _ in live})} hours -> {same}"
+    )
+    if restored != live:
+        raise SystemExit("the tree restored from the archive differs from the live one")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -328,6 +394,7 @@ def main() -> int:
         show(s3_client, k.info["bootstrap"], sent)
         show_hdfs(h.info["webhdfs_url"], h.info["user"], sent)
         show_search(o.info["url"], sent)
+        uh_oh(env, k.info["bootstrap"], h.info["webhdfs_url"], h.info["user"])
         if args.keep:
             step("Services left running (each is its own process group, as the demo started it)")
             print(f"    export AIRFLOW_HOME={home}")
