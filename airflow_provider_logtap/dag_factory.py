@@ -302,6 +302,9 @@ def reconcile_dag(topic: str, taps: list[Tap]) -> DAG:
         start_date=min(t.start_date for t in of_topic),
         catchup=False,
         max_active_runs=1,
+        # A check that starts paused wherever new DAGs start unpaused: it reads every target of the topic and
+        # runs when its owner turns it on, never on its own while the taps are still being set up.
+        is_paused_upon_creation=True,
         params={
             "repair": Param(
                 False,
