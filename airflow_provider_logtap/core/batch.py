@@ -2,7 +2,8 @@
 
 A batch read from Kafka wraps the client's record objects and derives the lists it is asked for once (values,
 offsets, timestamps): the raw archive needs only the values and a few offsets, and each list built costs a
-method call per record. Tests and other producers build batches from plain lists with :meth:`RecordBatch.of`.
+method call per record. Tests and other producers build batches from plain lists with :meth:`RecordBatch.of`
+(copies) or :meth:`RecordBatch.of_lists` (the lists themselves).
 """
 
 from __future__ import annotations
@@ -21,24 +22,6 @@ class Record(Protocol):
     def offset(self) -> int: ...
 
     def timestamp(self) -> tuple[int, int]: ...
-
-
-class _Listed:
-    """A record made of plain values (for :meth:`RecordBatch.of`)."""
-
-    __slots__ = ("_offset", "_timestamp", "_value")
-
-    def __init__(self, offset: int, value: bytes | None, timestamp: int) -> None:
-        self._offset, self._value, self._timestamp = offset, value, timestamp
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def offset(self) -> int:
-        return self._offset
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._timestamp)
 
 
 class RecordBatch:
@@ -73,14 +56,7 @@ class RecordBatch:
         timestamps: Sequence[int],
         lost: OffsetRange | None = None,
     ) -> RecordBatch:
-        if not len(offsets) == len(values) == len(timestamps):
-            raise ValueError("offsets, values and timestamps must have the same length")
-        return cls(
-            topic,
-            partition,
-            [_Listed(o, v, t) for o, v, t in zip(offsets, values, timestamps, strict=True)],
-            lost,
-        )
+        return cls.of_lists(topic, partition, list(offsets), list(values), list(timestamps), lost)
 
     @classmethod
     def of_lists(
