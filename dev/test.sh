@@ -10,4 +10,4 @@ export LOGTAP_REQUIRE_AIRFLOW2=1  # the system tests marked airflow2 run on Airf
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/python -m pytest -ra -n "${LOGTAP_TEST_WORKERS:-3}" --dist loadgroup --durations 15 "${@:-tests}"
+exec .venv/bin/python -m pytest -ra -n "${LOGTAP_TEST_WORKERS:-3}" --dist loadgroup --durations 0 --durations-min 20 "${@:-tests}"

@@ -16,8 +16,14 @@ from airflow_provider_logtap.compat import AirflowFailException
 from airflow_provider_logtap.sensors.checks import check
 from airflow_provider_logtap.triggers.kafka import KafkaConditionTrigger
 
-NOW = int(time.time() * 1000)
 HOUR = 3_600_000
+
+
+@pytest.fixture
+def now() -> int:
+    """The wall clock at the test's start, in epoch ms (not at the module's import: a loaded machine may run a
+    test long after that, and the ages the checks measure would grow by the wait)."""
+    return int(time.time() * 1000)
 
 
 @pytest.fixture
@@ -27,9 +33,9 @@ def hook(airflow_connections: None):  # type: ignore[no-untyped-def]
     return KafkaRangeHook()
 
 
-def test_backlog_by_records_and_by_age(hook: Any, kafka_bootstrap: str, topic_name: str) -> None:
+def test_backlog_by_records_and_by_age(now: int, hook: Any, kafka_bootstrap: str, topic_name: str) -> None:
     create_topic(kafka_bootstrap, topic_name, partitions=2)
-    produce(kafka_bootstrap, topic_name, 0, [b"old"] * 5, [NOW - 2 * HOUR] * 5)
+    produce(kafka_bootstrap, topic_name, 0, [b"old"] * 5, [now - 2 * HOUR] * 5)
     produce(kafka_bootstrap, topic_name, 1, [b"new"] * 3)
     group = f"g-{topic_name}"
     hook.commit(group, topic_name, {0: (2, ""), 1: (0, "")})
@@ -42,14 +48,14 @@ def test_backlog_by_records_and_by_age(hook: Any, kafka_bootstrap: str, topic_na
 
 
 def test_completeness_with_an_idle_and_an_empty_partition(
-    hook: Any, kafka_bootstrap: str, topic_name: str
+    now: int, hook: Any, kafka_bootstrap: str, topic_name: str
 ) -> None:
     create_topic(kafka_bootstrap, topic_name, partitions=3)
-    produce(kafka_bootstrap, topic_name, 0, [b"a", b"b"], [NOW - HOUR, NOW])  # past the interval end
+    produce(kafka_bootstrap, topic_name, 0, [b"a", b"b"], [now - HOUR, now])  # past the interval end
     produce(
-        kafka_bootstrap, topic_name, 1, [b"c"], [NOW - 3 * HOUR]
+        kafka_bootstrap, topic_name, 1, [b"c"], [now - 3 * HOUR]
     )  # idle for 3 hours; partition 2 is empty
-    params = {"topic": topic_name, "after_ms": NOW - 30 * 60_000, "kafka_config_id": "kafka_default"}
+    params = {"topic": topic_name, "after_ms": now - 30 * 60_000, "kafka_config_id": "kafka_default"}
     verdict = check("completeness", {**params, "idle_grace_seconds": 3600})
     assert verdict.ready
     assert verdict.details["partitions"] == {
@@ -165,11 +171,11 @@ def test_retention_risk_check_warns_then_fails_on_a_real_log_start(
 
 
 def test_retention_risk_by_time_reads_the_topics_retention_ms(
-    hook: Any, kafka_bootstrap: str, topic_name: str
+    now: int, hook: Any, kafka_bootstrap: str, topic_name: str
 ) -> None:
     """Time-based retention: the unloaded records' age against the topic's own retention.ms, not their count."""
     create_topic(kafka_bootstrap, topic_name, partitions=2, **{"retention.ms": str(10 * HOUR)})
-    produce(kafka_bootstrap, topic_name, 0, [b"old"] * 3, [NOW - 9 * HOUR] * 3)  # 90% of retention.ms used
+    produce(kafka_bootstrap, topic_name, 0, [b"old"] * 3, [now - 9 * HOUR] * 3)  # 90% of retention.ms used
     produce(kafka_bootstrap, topic_name, 1, [b"new"] * 3)  # at the log start, but fresh: no risk
     group = f"g-{topic_name}"
     verdict = retention_check(topic_name, group, min_headroom=1000)
@@ -188,7 +194,7 @@ def retention_check(topic: str, group: str, **options: Any) -> dict[str, Any]:
 
 
 def test_the_interval_plan_waits_for_completeness_before_it_plans(
-    airflow_connections: None, kafka_bootstrap: str, topic_name: str
+    now: int, airflow_connections: None, kafka_bootstrap: str, topic_name: str
 ) -> None:
     """The tap DAGs' interval plan waits itself (no sensor task before it, for Airflow 2's backfill): while the
     interval can still get records it defers to the completeness trigger and plans nothing; a timed-out wait
@@ -199,8 +205,8 @@ def test_the_interval_plan_waits_for_completeness_before_it_plans(
     from airflow_provider_logtap.operators.plan import KafkaPlanIntervalOperator
 
     create_topic(kafka_bootstrap, topic_name, partitions=1)
-    produce(kafka_bootstrap, topic_name, 0, [b"inside"], [NOW - HOUR // 2])
-    end = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(NOW / 1000))
+    produce(kafka_bootstrap, topic_name, 0, [b"inside"], [now - HOUR // 2])
+    end = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now / 1000))
     plan = KafkaPlanIntervalOperator(
         task_id="plan",
         topic=topic_name,

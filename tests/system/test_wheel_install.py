@@ -126,6 +126,7 @@ def installed(
         "pip",
         "install",
         "--quiet",
+        "--compile-bytecode",  # as pip does
         "--python",
         str(venv / "bin" / "python"),
         f"{box.wheel}[hdfs,search]",
