@@ -13,7 +13,8 @@ best of ``--repeat`` runs:
 - parse              -> dicts                      AccessLogParser.parse_many
 - parse + GeoIP      -> dicts
 - parse + GeoIP      -> dicts -> orjson.dumps      what a bulk request needs, the obvious way
-- parse + GeoIP      -> JSON                       AccessLogParser.parse_many_json (no dicts; the sink's way)
+- parse + GeoIP      -> JSON                       AccessLogParser.parse_many_json (the kernel's documents)
+- parse + GeoIP      -> bulk body                  AccessLogParser.bulk: action + document lines (the sink's way)
 
 The GeoIP database is dev/.cache/geoip/dbip-city-lite-2023-04.mmdb (bash dev/geoip/fetch.sh) unless ``--db``
 or $LOGTAP_GEOIP_DB name another. The reference is kcat, measured in the same run: Kafka is started, a topic
@@ -58,6 +59,20 @@ def stages(values: list[bytes | None], db: list[Path] | None) -> dict[str, Calla
         for i in range(0, len(values), BATCH):
             chunk = values[i : i + BATCH]
             offsets = range(i, i + len(chunk))
+            if out == "bulk":
+                body, rest, _ = parser.bulk(
+                    chunk,
+                    topic="weblogs",
+                    partition=0,
+                    offsets=offsets,
+                    index_of=lambda day: b"weblogs-" + day,
+                )
+                if rest:
+                    left = [chunk[k] for k in rest]
+                    jdocs, rejected = parser.parse_many_json(left, topic="weblogs", partition=0)
+                done += len(chunk)
+                assert body
+                continue
             if out == "json":
                 jdocs, rejected = parser.parse_many_json(chunk, topic="weblogs", partition=0, offsets=offsets)
                 done += len(jdocs) + len(rejected)
@@ -76,6 +91,7 @@ def stages(values: list[bytes | None], db: list[Path] | None) -> dict[str, Calla
         modes["parse + GeoIP -> dicts"] = lambda: run(True, "dicts")
         modes["parse + GeoIP -> dicts -> orjson"] = lambda: run(True, "orjson")
         modes["parse + GeoIP -> JSON (parse_many_json)"] = lambda: run(True, "json")
+        modes["parse + GeoIP -> bulk body (the sink's way)"] = lambda: run(True, "bulk")
     else:
         modes["parse -> JSON (parse_many_json)"] = lambda: run(False, "json")
     return modes

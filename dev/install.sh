@@ -21,6 +21,13 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# logtap's kernel (native/, Rust) is compiled by the package's build (hatch_build.py): cargo 1.83 or later.
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: logtap's kernel (native/) is Rust; install Rust 1.83 or later (https://rustup.rs)" >&2
+  exit 1
+fi
+
 PY=${LOGTAP_PYTHON:-python3}
 if ! command -v uv >/dev/null 2>&1; then
   "$PY" -m pip install -q uv

@@ -48,7 +48,7 @@ Rules, decided here once:
   other fields but has no method, URL or version; ``message`` holds it.
 - **Sizes.** ``%b`` and ``%O`` (Debian's ``combined`` and ``vhost_combined`` log ``%O``, which counts the
   headers too) both become ``http.response.body.bytes``, as in Filebeat and Logstash: the line does not say
-  which one it is.
+  which one it is. A size above ``2**63 - 1`` (what an index's ``long`` holds) gets a reason.
 - A line whose structure, status code (three digits), size or timestamp is wrong gets a reason instead
   (a ``str``); :meth:`AccessLogParser.parse_many` returns those with their index.
 - **Never shifted fields.** Text in front of a line that is no recognised syslog prefix (a forwarder's own
@@ -61,11 +61,14 @@ Rules, decided here once:
   as read-only (serialise it), or copy before changing it.
 - ``user.name`` is left out for ``-`` and for ``""`` (Apache's way of logging an empty user name).
 
-Speed: the common line is cut with ``bytes.split`` (no regex, no ``strptime``); every distinct host (with its
-GeoIP answer), timestamp, request, referrer and user agent is converted once and cached. Lines with ``\\"``
-escapes or an unusual shape go through one compiled regex per format, then a lenient one for servers that do
-not escape quotes. :meth:`AccessLogParser.parse_many_json` gives each document as JSON bytes, joined from the
-cached JSON of its values without building a dict: about twice as fast as dicts + ``orjson.dumps``.
+Speed: the line-by-line work of the JSON path runs in logtap's compiled kernel (``native/src/lib.rs``): it cuts
+a line of three quoted fields as :func:`_Engine.fields` does, looks every field up in its cache of JSON pieces,
+and joins the document (and, for :meth:`AccessLogParser.bulk`, its bulk action line) from them. The pieces are
+made here, by the functions below, once per distinct value (a host with its GeoIP answer, a timestamp, a request,
+a referrer, a user agent, a user, a virtual host); a line the kernel does not take (a syslog prefix, an unusual
+shape, a piece that says no) is read here: :func:`_Engine.fields` cuts it with ``bytes.split`` or one compiled
+regex per format, then a lenient one for servers that do not escape quotes. The two ways give the same bytes
+(``tests/unit/test_kernel_parity.py``). :meth:`AccessLogParser.parse` builds the document as a dict.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from airflow_provider_logtap._kernel import Documents
 from airflow_provider_logtap.core.eventtime import EventTimeReader, TimeFormat
 from airflow_provider_logtap.errors import ConfigurationError, one_of
 
@@ -278,6 +282,35 @@ def _ip(h: str) -> str | None:
 
 class _Reject(Exception):
     """A line has no document; the message is the reason."""
+
+
+#: The largest response size a document holds: ECS ``http.response.body.bytes`` is a ``long`` (a larger number
+#: is no size a server sent, and neither JSON encoder nor index could take it).
+MAX_SIZE = 2**63 - 1
+
+
+def size_of(size: bytes) -> int | None:
+    """The response size of a logged ``%b``/``%O``: ``None`` for ``-``."""
+    if size == b"-":
+        return None
+    if size.isdigit():
+        n = int(size)
+        if n <= MAX_SIZE:
+            return n
+        raise _Reject(f"response size {size.decode('ascii')} is larger than {MAX_SIZE}")
+    raise _Reject(f"bad response size {size.decode('utf-8', 'backslashreplace')!r}")
+
+
+def _or_none(make: Callable[[bytes], bytes]) -> Callable[[bytes], bytes | None]:
+    """``make`` for the kernel: ``None`` where it rejects (the line then takes the Python way, which says why)."""
+
+    def piece(value: bytes) -> bytes | None:
+        try:
+            return make(value)
+        except _Reject:
+            return None
+
+    return piece
 
 
 _SYSLOG_MATCHES = (re.compile(_RFC5424).match, re.compile(_RFC3164).match)
@@ -497,14 +530,13 @@ class _Engine:
                 code = statuses(status)
                 if code is None:
                     code = status_miss(status)
-                if size == b"-":
+                nbytes = size_of(size)
+                if nbytes is None:
                     response: dict[str, Any] | None = {"status_code": code} if code else None
-                elif size.isdigit():
-                    response = {"status_code": code, "body": {"bytes": int(size)}}
+                else:
+                    response = {"status_code": code, "body": {"bytes": nbytes}}
                     if not code:
                         del response["status_code"]
-                else:
-                    raise _Reject(f"bad response size {size.decode('utf-8', 'backslashreplace')!r}")
             except _Reject as exc:
                 return str(exc)
             try:
@@ -582,14 +614,26 @@ class _Engine:
             code = status_of(status)
             return b'"status_code":%d' % code if code else b""
 
-        jstamps, jstamp_miss = cache(lambda ts: b'{"@timestamp":"' + stamp_of(ts).encode() + b'","message":')
+        def jstamp_of(ts: bytes) -> bytes:
+            return b'{"@timestamp":"' + stamp_of(ts).encode() + b'","message":'
+
+        def jreferrer_of(ref: bytes) -> bytes:
+            return b',"referrer":' + _json(text(ref))
+
+        def jagent_of(agent: bytes) -> bytes:
+            return b',"user_agent":{"original":' + _json(text(agent)) + b"}"
+
+        def jvhost_of(vhost: bytes) -> bytes:
+            return b',"destination":' + _json(_vhost(vhost))
+
+        jstamps, jstamp_miss = cache(jstamp_of)
         jstatuses, jstatus_miss = cache(jstatus_of)
         jsources, jsource_miss = cache(jsource_of)
         jrequests, jrequest_miss = cache(jrequest_of)
-        jtexts, jtext_miss = cache(lambda ref: b',"referrer":' + _json(text(ref)))
-        jagents, jagent_miss = cache(lambda agent: b',"user_agent":{"original":' + _json(text(agent)) + b"}")
+        jtexts, jtext_miss = cache(jreferrer_of)
+        jagents, jagent_miss = cache(jagent_of)
         jusers, juser_miss = cache(juser_of)
-        jvhosts, jvhost_miss = cache(lambda vhost: b',"destination":' + _json(_vhost(vhost)))
+        jvhosts, jvhost_miss = cache(jvhost_of)
 
         def jlog_of(key: bytes) -> bytes:
             log = _syslog(key)
@@ -599,47 +643,15 @@ class _Engine:
         join = b"".join
 
         def parse_json(line: bytes, tail: bytes) -> bytes | str:
-            # fields(), inlined for the most common line (a combined one): a call less per line.
-            parts = line.split(b'"')
-            fast = False
-            syslog = b""
-            ref: bytes | None
-            agent: bytes | None
-            if len(parts) == 7 and want_tail:
-                head, req, mid, ref, sep, agent, _ = parts
-                i = head.find(b" [")
-                if (
-                    i > 0
-                    and sep == b" "
-                    and head[-2:] == b"] "
-                    and mid[:1] == b" "
-                    and mid[-1:] == b" "
-                    and req[-1:] != b"\\"
-                    and ref[-1:] != b"\\"
-                    and agent[-1:] != b"\\"
-                ):
-                    sizes = mid.split()
-                    tokens = head[:i].split(b" ")
-                    nt = len(tokens)
-                    if len(sizes) == 2 and nt in fast_tokens and (tokens[-3] != b"-" or nt == 3):
-                        status, size = sizes
-                        host, user = tokens[-3], tokens[-1]
-                        vhost = tokens[0] if nt == 4 else b""
-                        ts = head[i + 2 : -2]
-                        fast = True
+            """The document of a line the kernel does not take (see :func:`kernel`), or its reason."""
             try:
-                if not fast:
-                    vhost, host, user, ts, req, status, size, ref, agent, syslog = fields(line)
+                vhost, host, user, ts, req, status, size, ref, agent, syslog = fields(line)
                 stamp = jstamps(ts) or jstamp_miss(ts)
                 code = jstatuses(status)
                 if code is None:
                     code = jstatus_miss(status)
-                if size == b"-":
-                    body = b""
-                elif size.isdigit():
-                    body = b',"body":{"bytes":%d}' % int(size)
-                else:
-                    raise _Reject(f"bad response size {size.decode('utf-8', 'backslashreplace')!r}")
+                nbytes = size_of(size)
+                body = b"" if nbytes is None else b',"body":{"bytes":%d}' % nbytes
                 url, opening, middle = jrequests(req) or jrequest_miss(req)
             except _Reject as exc:
                 return str(exc)
@@ -673,6 +685,19 @@ class _Engine:
         self.fields = fields
         self.parse = parse
         self.parse_json = parse_json
+        # The kernel cuts the lines of six quotes (with the referrer and user agent) as fields() does, and joins
+        # their documents from the pieces these functions make, once per distinct value (None: the Python way).
+        self.pieces: dict[str, Callable[[bytes], Any]] = {
+            "stamp": _or_none(jstamp_of),
+            "status": _or_none(jstatus_of),
+            "source": jsource_of,
+            "request": lambda req: None if (r := jrequest_of(req))[1] is None else r,
+            "referrer": jreferrer_of,
+            "agent": jagent_of,
+            "user": juser_of,
+            "vhost": jvhost_of,
+        }
+        self.heads = {"common": (), "combined": (3,), "vhost_combined": (4,), "auto": (3, 4)}[log_format]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -690,6 +715,7 @@ class AccessLogParser:
     time_format: TimeFormat | None = None
     geoip: GeoLookup | None = field(default=None, compare=False)
     _engine: _Engine = field(init=False, repr=False, compare=False)
+    _kernel: Documents | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         one_of("log_format", self.log_format, LOG_FORMATS)
@@ -704,6 +730,13 @@ class AccessLogParser:
             )
         engine = _Engine(self.log_format, self.time_format or TimeFormat(), self.geoip)
         object.__setattr__(self, "_engine", engine)
+        heads = engine.heads
+        kernel = (
+            Documents(three=3 in heads, four=4 in heads, pieces=engine.pieces, limit=CACHE_LIMIT)
+            if heads
+            else None
+        )
+        object.__setattr__(self, "_kernel", kernel)
 
     def parse(self, line: bytes) -> dict[str, Any] | str:
         """The ECS document of one line, or the reason (a ``str``) it has none."""
@@ -762,29 +795,52 @@ class AccessLogParser:
         """
         if offsets is not None and len(offsets) != len(values):
             raise ValueError(f"offsets has {len(offsets)} items for {len(values)} values")
+        values = values if isinstance(values, list) else list(values)
         parse_json = self._engine.parse_json
+        kafka = None
+        if topic is not None:
+            kafka = b',"kafka":{"topic":' + _json(topic) + b',"partition":' + _json(partition) + b',"offset":'
+        found = (
+            [None] * len(values) if self._kernel is None else self._kernel.documents(values, offsets, kafka)
+        )
         docs: list[bytes] = []
         rejected: list[tuple[int, str]] = []
         add, reject = docs.append, rejected.append
-        if topic is None:
-            for i, value in enumerate(values):
-                doc = TOMBSTONE if value is None else parse_json(value, b"}")
-                if isinstance(doc, str):
-                    reject((i, doc))
-                else:
-                    add(doc)
-            return docs, rejected
-        kafka = b',"kafka":{"topic":' + _json(topic) + b',"partition":' + _json(partition) + b',"offset":'
-        for i, value in enumerate(values):
+        for i, taken in enumerate(found):
+            if taken is not None:
+                add(taken)
+                continue
+            value = values[i]
             if value is None:
                 reject((i, TOMBSTONE))
                 continue
-            doc = parse_json(value, kafka + b"%d}}" % (i if offsets is None else offsets[i]))
+            tail = b"}" if kafka is None else kafka + b"%d}}" % (i if offsets is None else offsets[i])
+            doc = parse_json(value, tail)
             if isinstance(doc, str):
                 reject((i, doc))
             else:
                 add(doc)
         return docs, rejected
+
+    def bulk(
+        self,
+        values: list[bytes | None],
+        *,
+        topic: str,
+        partition: int,
+        offsets: Sequence[int],
+        index_of: Callable[[bytes], bytes],
+    ) -> tuple[bytes, list[int], list[bytes]]:
+        """Bulk lines (action + document) of the values the kernel reads: ``(body, rest, indices)``. ``rest``
+        are the indexes of the values it leaves to :meth:`parse_many_json` (tombstones, unusual lines, lines
+        with a reason); ``indices`` the index names in ``body``, ``index_of(b"2015-10-28")`` for each day's.
+        Each action is ``{"index":{"_index":...,"_id":"<topic>-<partition>-<offset>"}}``."""
+        if offsets is not None and len(offsets) != len(values):
+            raise ValueError(f"offsets has {len(offsets)} items for {len(values)} values")
+        if self._kernel is None:
+            return b"", list(range(len(values))), []
+        kafka = b',"kafka":{"topic":' + _json(topic) + b',"partition":' + _json(partition) + b',"offset":'
+        return self._kernel.bulk(values, offsets, f"{topic}-{partition}-".encode(), kafka, index_of)
 
 
 def _vhost(vhost: bytes) -> dict[str, Any]:

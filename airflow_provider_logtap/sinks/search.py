@@ -254,6 +254,10 @@ class SearchSink:
         day = doc[15:25] if doc.startswith(b'{"@timestamp":"') else None
         if day is None:
             day = json.loads(doc)["@timestamp"][:10].encode()
+        return self._index_of_day(day)
+
+    def _index_of_day(self, day: bytes) -> bytes:
+        """The daily index of ``b"2015-10-28"``."""
         found = self._days.get(day)
         if found is None:
             moment = datetime.strptime(day.decode(), "%Y-%m-%d").replace(tzinfo=timezone.utc)
@@ -272,42 +276,52 @@ class SearchSink:
             for batch in track_lost(batches, lost):
                 values = batch.values
                 offsets = batch.offsets
-                docs, rejected = self.parser.parse_many_json(
-                    values, topic=topic, partition=partition, offsets=offsets
+                # The kernel's bulk lines; the values it leaves (tombstones, unusual lines, reasons) are parsed
+                # the Python way below.
+                body, rest, used = self.parser.bulk(
+                    values, topic=topic, partition=partition, offsets=offsets, index_of=self._index_of_day
                 )
+                indices.update(used)
+                spool.write(body)
                 nbytes += batch.nbytes()
+                total += len(values) - values.count(None)
+                if not rest:
+                    continue
+                left = [values[i] for i in rest]
+                left_offsets = [offsets[i] for i in rest]
+                docs, rejected = self.parser.parse_many_json(
+                    left, topic=topic, partition=partition, offsets=left_offsets
+                )
                 skip = set()
-                for i, reason in rejected:
-                    skip.add(i)
-                    value = values[i]
+                for k, reason in rejected:
+                    skip.add(k)
+                    value = left[k]
                     if value is None:
                         tombstones += 1
                         continue
                     bad += 1
                     dead.write(
-                        self._dead_action(topic, partition, offsets[i])
+                        self._dead_action(topic, partition, left_offsets[k])
                         + dead_letter(
                             topic=topic,
                             partition=partition,
-                            offset=offsets[i],
-                            timestamp=batch.timestamp_at(i),
+                            offset=left_offsets[k],
+                            timestamp=batch.timestamp_at(rest[k]),
                             reason=reason,
                             value=value,
                         )
                     )
-                total += len(values) - values.count(None)
                 if ratio_exceeded(bad, rng.size, self.max_bad_ratio):
                     # The ratio can no longer end below the limit: stop reading the rest of the range.
                     self._too_many_bad(
                         rng, bad, f"already {bad} of the range's {rng.size} offsets (stopped early)"
                     )
-                k = 0
+                documents = iter(docs)
                 lines = []
-                for i, offset in enumerate(offsets):
-                    if i in skip:
+                for k, offset in enumerate(left_offsets):
+                    if k in skip:
                         continue
-                    doc = docs[k]
-                    k += 1
+                    doc = next(documents)
                     index = self._index_of(doc)
                     indices.add(index)
                     lines.append(_ACTION_AND_DOC % (index, topic.encode(), partition, offset, doc))

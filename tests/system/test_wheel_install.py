@@ -92,7 +92,8 @@ def installed(
         "PYTHONWARNINGS": "ignore",
     }
     box = Installed(work=work, wheel=work, venv=venv, env=env, version=version)
-    uv_env = {**base_env}
+    # The kernel's crates, compiled once for the repo's own install (dev/install.sh), serve the wheel's build too.
+    uv_env = {**base_env, "CARGO_TARGET_DIR": str(ROOT / "native" / "target")}
 
     def uv_run(step: str, *args: str) -> None:
         started = time.monotonic()
@@ -150,6 +151,10 @@ def test_the_wheel_carries_the_dags_license_types_and_metadata(installed: Instal
         for name in DAG_FILES:
             assert wheel.read(f"airflow_provider_logtap/_dags/{name}") == (ROOT / "dags" / name).read_bytes()
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+        # The compiled kernel (native/), one module for every CPython >= 3.10 of the platform, and its types.
+        kernel = {"airflow_provider_logtap/_kernel.abi3.so", "airflow_provider_logtap/_kernel.pyi"}
+        assert kernel <= set(names)
+        assert "-cp310-abi3-" in installed.wheel.name, installed.wheel.name
         meta = Parser().parsestr(wheel.read(f"{info}/METADATA").decode())
         entry_points = wheel.read(f"{info}/entry_points.txt").decode()
     assert meta["Version"] == PYPROJECT["version"]

@@ -168,6 +168,17 @@ def test_sizes_are_numbers_and_leading_zeros_go() -> None:
         assert json.loads(j) == doc
 
 
+@pytest.mark.parametrize("line", [COMMON, COMBINED], ids=["common", "combined"])
+def test_a_size_no_long_holds_gets_a_reason_and_the_largest_is_kept(line: bytes) -> None:
+    p = AccessLogParser()
+    largest = str(2**63 - 1).encode()
+    too_large = [line.replace(b" 2326", b" " + n) for n in (str(2**63).encode(), b"9" * 40)]
+    docs, rejected = p.parse_many_json([*too_large, line.replace(b" 2326", b" 0" + largest)])
+    assert [i for i, _ in rejected] == [0, 1] and all("is larger than" in r for _, r in rejected)
+    assert json.loads(docs[0])["http"]["response"]["body"]["bytes"] == 2**63 - 1
+    assert p.parse(too_large[0]) == rejected[0][1]
+
+
 def test_a_trailing_newline_is_tolerated() -> None:
     p = AccessLogParser()
     for line in (COMMON, COMBINED, VHOST):

@@ -1,0 +1,21 @@
+"""Types of the compiled kernel (native/src/lib.rs): access-log lines cut and joined into JSON from cached
+pieces; see :mod:`airflow_provider_logtap.core.accesslog`."""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+class Documents:
+    def __init__(
+        self, *, three: bool, four: bool, pieces: Mapping[str, Callable[[bytes], Any]], limit: int
+    ) -> None: ...
+    def documents(
+        self, values: list[bytes | None], offsets: Sequence[int] | None = None, kafka: bytes | None = None
+    ) -> list[bytes | None]: ...
+    def bulk(
+        self,
+        values: list[bytes | None],
+        offsets: Sequence[int],
+        id_prefix: bytes,
+        kafka: bytes,
+        index_of: Callable[[bytes], bytes],
+    ) -> tuple[bytes, list[int], list[bytes]]: ...

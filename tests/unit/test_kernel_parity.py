@@ -1,0 +1,172 @@
+"""The compiled kernel (native/src/lib.rs) against the parser's Python way, line by line: for every line the kernel
+takes, its document is byte for byte the one the Python way makes, and every line it leaves gets the Python way's
+document or reason. Generated lines cover the cut's every condition (quotes, escapes, whitespace, ``-`` fields,
+leading zeros, non-UTF-8 bytes, head tokens); the corpus and loggen's lines are real-world-shaped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from data.accesslog_corpus import CASES
+from devstack.loggen import generate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_logtap.core.accesslog import LOG_FORMATS, TOMBSTONE, AccessLogParser
+from airflow_provider_logtap.sinks.search import _ACTION_AND_DOC
+
+KAFKA_TAIL = b',"kafka":{"topic":"weblogs","partition":3,"offset":%d}}'
+
+
+def python_way(parser: AccessLogParser, value: bytes | None, offset: int) -> bytes | str:
+    """What the parser's Python way gives a value (no kernel): its document or its reason."""
+    if value is None:
+        return TOMBSTONE
+    return parser._engine.parse_json(value, KAFKA_TAIL % offset)
+
+
+def assert_parity(parser: AccessLogParser, values: list[bytes | None]) -> int:
+    """The kernel's documents equal the Python way's, and ``parse_many_json`` gives every value its own; returns
+    how many values the kernel took."""
+    offsets = list(range(100, 100 + len(values)))
+    assert parser._kernel is not None
+    kafka = b',"kafka":{"topic":"weblogs","partition":3,"offset":'
+    found = parser._kernel.documents(values, offsets, kafka)
+    expected = [python_way(parser, v, o) for v, o in zip(values, offsets, strict=True)]
+    for value, doc, want in zip(values, found, expected, strict=True):
+        if doc is not None:
+            assert doc == want, value
+            assert json.loads(doc) == {
+                **parser.parse(value),  # type: ignore[arg-type]
+                "kafka": json.loads(doc)["kafka"],
+            }
+    docs, rejected = parser.parse_many_json(values, topic="weblogs", partition=3, offsets=offsets)
+    assert docs == [w for w in expected if isinstance(w, bytes)]
+    assert rejected == [(i, w) for i, w in enumerate(expected) if isinstance(w, str)]
+    return sum(doc is not None for doc in found)
+
+
+# Pieces of a line, each from an alphabet that reaches the cut's conditions: quotes and backslashes (escaped or
+# not, at a field's end), spaces, tabs and vertical tabs, "-" fields, digits with leading zeros, bytes that are
+# not UTF-8, brackets.
+_BYTES = st.sampled_from(
+    [
+        b"a",
+        b"Z",
+        b"0",
+        b"7",
+        b" ",
+        b"\t",
+        b"\x0b",
+        b"-",
+        b'"',
+        b"\\",
+        b'\\"',
+        b"[",
+        b"]",
+        b"\xe9",
+        b"\xc3\xa9",
+        b"/",
+        b":",
+        b"%",
+    ]
+)
+_text = st.lists(_BYTES, max_size=6).map(b"".join)
+
+
+def mostly(valid: list[bytes], noise: st.SearchStrategy[bytes] = _text) -> st.SearchStrategy[bytes]:
+    """Usually one of ``valid`` (so that most lines reach the kernel's joins), sometimes ``noise``."""
+    return st.one_of(st.sampled_from(valid), st.sampled_from(valid), st.sampled_from(valid), noise)
+
+
+_host = mostly([b"203.0.113.9", b"2001:db8::1", b"[2001:db8::2]:8080", b"198.51.100.7:51234", b"example.org"])
+_ident = mostly([b"-"])
+_user = mostly([b"-", b"frank", b'""', b"\\x41", b"-"])
+_vhost = mostly([b"www.example.com:443", b"www.example.com", b"[::1]:80", b"-"])
+_stamp = mostly([b"28/Oct/2015:14:03:07 +0000", b"28/Oct/2015:06:03:07 -0800", b"01/Jan/1000:00:00:00 +0100"])
+_request = mostly(
+    [b"GET / HTTP/1.1", b"-", b"\\x16\\x03\\x01", b"POST /a b HTTP/2.0", b"GET /", b"get /x?q=\\xe9"]
+)
+_status = mostly([b"200", b"404", b"-", b"000", b"999"])
+_size = mostly([b"2326", b"-", b"0", b"000", b"0123", b"99999999999999999999", b"20x"])
+_quoted = mostly([b"-", b"", b"https://example.com/", b"Mozilla/5.0 (X11)", b"caf\xc3\xa9 \\x00", b'a \\" b'])
+_space = st.sampled_from([b" ", b" ", b" ", b"  ", b"\t", b"\x0b"])
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> bytes:
+    tokens = [draw(_host), draw(_ident), draw(_user)]
+    if draw(st.booleans()):
+        tokens.insert(0, draw(_vhost))
+    if not draw(st.integers(0, 9)):
+        tokens.insert(draw(st.integers(0, len(tokens))), draw(_text))  # a token too many
+    return (
+        b" ".join(tokens)
+        + draw(st.sampled_from([b" [", b" [", b"["]))
+        + draw(_stamp)
+        + draw(st.sampled_from([b'] "', b'] "', b']"']))
+        + draw(_request)
+        + b'"'
+        + draw(_space)
+        + draw(_status)
+        + draw(_space)
+        + draw(_size)
+        + draw(st.sampled_from([b" ", b" ", b" ", b"", b"\t"]))
+        + b'"'
+        + draw(_quoted)
+        + b'"'
+        + draw(st.sampled_from([b" ", b" ", b" ", b"", b"  "]))
+        + b'"'
+        + draw(_quoted)
+        + b'"'
+        + draw(st.sampled_from([b"", b"", b" 1234", b' "-"', b"\\", b"\n"]))
+    )
+
+
+@pytest.mark.parametrize("log_format", [f for f in LOG_FORMATS if f != "common"])
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.one_of(lines(), st.none()), min_size=1, max_size=20))
+def test_generated_lines_give_what_the_python_way_gives(log_format: str, values: list[bytes | None]) -> None:
+    assert_parity(AccessLogParser(log_format=log_format), values)
+
+
+def test_the_corpus_and_generated_logs_give_what_the_python_way_gives() -> None:
+    values: list[bytes | None] = [c.line for c in CASES] + [g.line for g in generate(3000, seed=5)]
+    taken = assert_parity(AccessLogParser(), values)
+    assert taken > 2000  # the kernel takes the common shape (loggen's lines with an escaped quote it leaves)
+
+
+def test_a_common_format_parser_has_no_kernel_and_still_parses() -> None:
+    parser = AccessLogParser(log_format="common")
+    assert parser._kernel is None
+    docs, rejected = parser.parse_many_json(
+        [b'1.2.3.4 - - [28/Oct/2015:14:03:07 +0000] "GET / HTTP/1.1" 200 5']
+    )
+    assert rejected == [] and json.loads(docs[0])["source"]["ip"] == "1.2.3.4"
+
+
+def test_bulk_lines_are_the_action_and_the_document_of_each_taken_value() -> None:
+    parser = AccessLogParser()
+    values: list[bytes | None] = [g.line for g in generate(200, seed=9)] + [None, b"garbage"]
+    offsets = list(range(50, 50 + len(values)))
+    days: list[bytes] = []
+
+    def index_of(day: bytes) -> bytes:
+        days.append(day)
+        return b"weblogs-" + day
+
+    body, rest, indices = parser.bulk(
+        values, topic="weblogs", partition=3, offsets=offsets, index_of=index_of
+    )
+    assert len(days) == len(set(days))  # once per day
+    assert sorted(indices) == sorted(b"weblogs-" + d for d in days)
+    taken = [i for i in range(len(values)) if i not in rest]
+    assert {len(values) - 2, len(values) - 1} <= set(rest) and len(taken) > 150
+    expected = b""
+    for i in taken:
+        doc = python_way(parser, values[i], offsets[i])
+        assert isinstance(doc, bytes)
+        index = b"weblogs-" + json.loads(doc)["@timestamp"][:10].encode()
+        expected += _ACTION_AND_DOC % (index, b"weblogs", 3, offsets[i], doc)  # the search sink's own lines
+    assert body == expected
