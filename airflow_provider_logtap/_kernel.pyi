@@ -19,3 +19,16 @@ class Documents:
         kafka: bytes,
         index_of: Callable[[bytes], bytes],
     ) -> tuple[bytes, list[int], list[bytes]]: ...
+
+class Splitter:
+    def __init__(
+        self,
+        *,
+        regex: str,
+        group: int,
+        minutes_of_apache: bool,
+        place: Callable[[bytes], tuple[str | None, str | None, bool]],
+        no_match: str,
+        limit: int,
+    ) -> None: ...
+    def split(self, values: list[bytes | None]) -> tuple[dict[str, list[bytes]], list[tuple[int, str]]]: ...

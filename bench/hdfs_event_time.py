@@ -1,11 +1,13 @@
 """Throughput of the event-time partitioned HDFS sink against kcat reading the same range.
 
-    .venv/bin/python bench/hdfs_event_time.py [--lines 500000] [--rounds 5] [--days 4]
+    .venv/bin/python bench/hdfs_event_time.py [--lines 500000] [--rounds 5] [--days 4] [--parallel-files 8]
 
 Modes: ``read`` (the range reader alone), ``split`` (read + find each line's event time + partition into
 local spool files: the CPU work of the sink), ``hdfs`` (the whole write through WebHDFS into a MiniDFSCluster,
 temp files renamed into place). Target: event-time partitioned files >= 0.35x kcat's bytes/s. ``--days``
-spreads the generated event times (4 days = 96 hour partitions per range: historical files arriving late).
+spreads the generated event times (4 days = 96 hour partitions per range: historical files arriving late;
+``--days 1``: 24). ``--parallel-files`` is the sink's (the target's ``parallel_files``); each ``hdfs`` round
+prints its files/s and lines/s.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import uuid
 
 from common import fill_topic, kcat_seconds, mb, rounds, services, webhdfs
 
+from airflow_provider_logtap.core.partitions import PARALLEL_FILES
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(
@@ -24,6 +28,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=500_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--days", type=float, default=4.0)
+    parser.add_argument("--parallel-files", type=int, default=PARALLEL_FILES)
     args = parser.parse_args()
 
     from confluent_kafka import Consumer
@@ -70,8 +75,17 @@ def main() -> int:
 
         def hdfs() -> int:
             base = f"/bench/{uuid.uuid4().hex[:8]}"
-            sink = HdfsEventTimeSink(client=client, base=base, partitioner=partitioner())
-            return sink.write(rng, batches()).written
+            sink = HdfsEventTimeSink(
+                client=client, base=base, partitioner=partitioner(), parallel_files=args.parallel_files
+            )
+            began = time.perf_counter()
+            result = sink.write(rng, batches())
+            seconds = time.perf_counter() - began
+            print(
+                f"  hdfs: {len(result.objects)} files in {seconds:.1f}s ({len(result.objects) / seconds:.1f} files/s, "
+                f"{result.written / seconds:,.0f} lines/s, {args.parallel_files} at once)"
+            )
+            return result.written
 
         modes = {"read": read, "split": split, "hdfs": hdfs}
         rounds(

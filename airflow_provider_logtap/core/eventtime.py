@@ -75,6 +75,8 @@ FORMATS: dict[str, NamedFormat] = {
 }
 NAMED_FORMATS = tuple(FORMATS)
 APACHE_REGEX = FORMATS["apache"].regex
+#: The regexes of the named formats (a regex of the user's own is any other).
+BUILTIN_REGEXES = frozenset(f.regex for f in FORMATS.values())
 APACHE_FORMAT = "%d/%b/%Y:%H:%M:%S %z"  # what strptime calls apache (slower; reads the same texts)
 _MONTHS = {m.encode().lower(): i for i, m in enumerate(calendar.month_abbr) if m}
 _CACHE_LIMIT = 200_000
@@ -272,7 +274,8 @@ class EventTimeReader:
     def __init__(self, fmt: TimeFormat | None = None) -> None:
         self.format = fmt or TimeFormat()
         self._search = re.compile(self.format.regex.encode()).search
-        self._group = 1 if re.compile(self.format.regex).groups == 1 else 0
+        #: The regex's group that is the timestamp text: its only group, else the whole match (0).
+        self.group = 1 if re.compile(self.format.regex).groups == 1 else 0
         self._assume = zone_of(self.format.assume_zone)
         self._cache: dict[bytes, int | str] = {}
         self._days: dict[bytes, int] = {}
@@ -302,7 +305,7 @@ class EventTimeReader:
                 i = line.find(b"[", i + 1)
             return None
         m = self._search(line)
-        return None if m is None else m.group(self._group)
+        return None if m is None else m.group(self.group)
 
     def read(self, line: bytes) -> int | str:
         """UTC epoch seconds of ``line``'s event time, or the reason it has none (a ``str``)."""

@@ -13,7 +13,14 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from airflow_provider_logtap.core.eventtime import END_EPOCH, FIRST_EPOCH, EventTimeReader, zone_of
+from airflow_provider_logtap._kernel import Splitter
+from airflow_provider_logtap.core.eventtime import (
+    BUILTIN_REGEXES,
+    END_EPOCH,
+    FIRST_EPOCH,
+    EventTimeReader,
+    zone_of,
+)
 from airflow_provider_logtap.errors import ConfigurationError
 
 DEFAULT_TEMPLATE = "dt=%Y-%m-%d/hour=%H"
@@ -37,6 +44,8 @@ _DAY = 86_400
 _MIN_EPOCH = FIRST_EPOCH + _DAY  # 1000-01-02
 _MAX_EPOCH = END_EPOCH - _DAY  # 9999-12-31
 # The seconds of a time that is inside its minute (not 60, a leap second, which is in the next one).
+#: How many partition files of a range go up at once by default (the HDFS event-time target's parallel_files).
+PARALLEL_FILES = 8
 _SECONDS = frozenset(b"%02d" % s for s in range(60))
 _COLON_SECONDS = frozenset(b":" + s for s in _SECONDS)
 
@@ -169,26 +178,53 @@ class EventTimePartitioner:
         self._minutes: dict[bytes, str] = {}
         self._apache = reader.finds_apache and reader.apache
         self._no_match = f"no timestamp matches {reader.format.regex!r}"
+        # The built-in formats' regexes (the same text in Python's and the kernel's syntax) split in the kernel;
+        # a regex of the user's own, in Python (its meaning there is Python's re's).
+        self._kernel = (
+            Splitter(
+                regex=reader.format.regex,
+                group=reader.group,
+                minutes_of_apache=self._apache,
+                place=self._kernel_place,
+                no_match=self._no_match,
+                limit=_CACHE_LIMIT,
+            )
+            if reader.format.regex in BUILTIN_REGEXES
+            else None
+        )
 
-    def _resolve(self, text: bytes) -> tuple[str, str]:
-        """``(partition, "")`` of a timestamp text the regex found, or ``("", reason)``; caches partitions."""
+    def _kernel_place(self, text: bytes) -> tuple[str | None, str | None, bool]:
+        path, reason, minute = self._place(text)
+        return (path, None, minute) if path else (None, reason, False)
+
+    def _place(self, text: bytes) -> tuple[str, str, bool]:
+        """``(partition, "", minute)`` of a timestamp text the regex found, or ``("", reason, False)``; ``minute``:
+        every Apache text of the same minute (its seconds 00-59) has the same partition."""
         epoch = self.reader.convert(text)
         if isinstance(epoch, str):
-            return "", epoch
+            return "", epoch, False
         if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
             return (
                 "",
                 f"timestamp {text.decode('ascii', 'backslashreplace')!r} is outside the years 1000 to 9999",
+                False,
             )
         path = self.template.path(epoch)
+        if not self._apache:
+            return path, "", False
+        # One path per minute of the text (the seconds cut out), if the whole minute has that path.
+        seconds = text[18:20]
+        return path, "", seconds in _SECONDS and self.template.uniform(epoch - int(seconds), path)
+
+    def _resolve(self, text: bytes) -> tuple[str, str]:
+        """``(partition, "")`` of a timestamp text the regex found, or ``("", reason)``; caches partitions."""
+        path, reason, minute = self._place(text)
+        if not path:
+            return "", reason
         if self._apache:
-            # One path per minute of the text (the seconds cut out), if the whole minute has that path.
-            seconds = text[18:20]
-            start = epoch - int(seconds)
-            if seconds in _SECONDS and self.template.uniform(start, path):
-                cache, key = self._minutes, text[:17] + text[20:]
-            else:
+            if not minute:
                 return path, ""
+            cache, key = self._minutes, text[:17] + text[20:]
         else:
             cache, key = self._paths, text
         if len(cache) >= _CACHE_LIMIT:
@@ -198,6 +234,14 @@ class EventTimePartitioner:
 
     def split(self, values: Sequence[bytes | None]) -> tuple[dict[str, list[bytes]], list[tuple[int, str]]]:
         """``({path: lines in order}, [(index, reason), ...])`` for ``values`` (tombstones are skipped)."""
+        if self._kernel is not None:
+            return self._kernel.split(values if isinstance(values, list) else list(values))
+        return self.split_in_python(values)
+
+    def split_in_python(
+        self, values: Sequence[bytes | None]
+    ) -> tuple[dict[str, list[bytes]], list[tuple[int, str]]]:
+        """:meth:`split` by the format's regex in Python's ``re`` (for a regex of the user's own)."""
         buckets: dict[str, list[bytes]] = {}
         bad: list[tuple[int, str]] = []
         if self._apache:

@@ -37,7 +37,7 @@ from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
 from airflow_provider_logtap.core.eventtime import suggest_date_format
 from airflow_provider_logtap.core.manifest import Manifest
-from airflow_provider_logtap.core.partitions import EventTimePartitioner
+from airflow_provider_logtap.core.partitions import PARALLEL_FILES, EventTimePartitioner
 from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError, LogtapError
 from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks, default_spool
@@ -49,7 +49,6 @@ TEMP_SUFFIX = ".inprogress"
 #: The extended attribute of a raw file holding its archive metadata (the S3 objects' ``logtap-*`` fields, JSON).
 METADATA_XATTR = "user.logtap"
 _HINT_SAMPLES = 50
-_PARALLEL_FILES = 8
 MANIFESTS = "_logtap"
 DEAD_LETTERS = "_dead_letter"
 
@@ -390,11 +389,15 @@ class HdfsEventTimeSink:
         max_bad_ratio: float | None = 0.05,
         run: str | None = None,
         only_partitions: Sequence[str] = (),
+        parallel_files: int = PARALLEL_FILES,
     ) -> None:
         if max_bad_ratio is not None and not 0 <= max_bad_ratio <= 1:
             raise ConfigurationError(
                 f"max_bad_ratio must be between 0 and 1 (or None). Got {max_bad_ratio!r}"
             )
+        if isinstance(parallel_files, bool) or not isinstance(parallel_files, int) or parallel_files < 1:
+            raise ConfigurationError(f"parallel_files must be a positive integer. Got {parallel_files!r}")
+        self.parallel_files = parallel_files
         self.files = _Files(client)
         self.base = naming.clean_base(base)
         self.partitioner = partitioner
@@ -668,7 +671,7 @@ class HdfsEventTimeSink:
             )
         self.files.put(manifest, pending.encode())
         # Many partitions per range are usual (historical files span days): files go up in parallel.
-        with ThreadPoolExecutor(max_workers=_PARALLEL_FILES, thread_name_prefix="logtap-hdfs") as pool:
+        with ThreadPoolExecutor(max_workers=self.parallel_files, thread_name_prefix="logtap-hdfs") as pool:
             list(pool.map(lambda item: self._put_temp(spools, *item), targets.items()))
             list(pool.map(lambda final: self.files.replace(temp_name(final), final), finals))
         removed = []

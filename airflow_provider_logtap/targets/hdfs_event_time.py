@@ -9,6 +9,7 @@ from pydantic import model_validator
 from airflow_provider_logtap.core.eventtime import EventTimeReader, TimeFormat
 from airflow_provider_logtap.core.partitions import (
     DEFAULT_TEMPLATE,
+    PARALLEL_FILES,
     EventTimePartitioner,
     PartitionTemplate,
     check_template,
@@ -48,6 +49,12 @@ class HdfsEventTimeTarget(HdfsTarget, EventTime, BadLines, Compressed):
         example="dt=%Y-%m-%d",
     )
     partition_zone: Zone = setting("UTC", description="The zone partitions are made in.")
+    parallel_files: int = setting(
+        PARALLEL_FILES,
+        description="How many of a range's partition files are written to HDFS at once (each a WebHDFS "
+        "create and a rename): more for ranges of many partitions and a NameNode that keeps up.",
+        ge=1,
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> HdfsEventTimeTarget:
@@ -77,4 +84,5 @@ class HdfsEventTimeTarget(HdfsTarget, EventTime, BadLines, Compressed):
             max_bad_ratio=self.max_bad_ratio,
             run=run,
             only_partitions=only_partitions,
+            parallel_files=self.parallel_files,
         )

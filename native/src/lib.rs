@@ -513,9 +513,194 @@ impl Documents {
     }
 }
 
+/// Where a timestamp text's lines go: a partition (an index into `Splitter::paths`) or a reason (its index into
+/// `Splitter::reasons`).
+#[derive(Clone, Copy)]
+enum Place {
+    Path(u32),
+    Reason(u32),
+}
+
+/// Splits lines by the partition of their own event time (see `EventTimePartitioner`): the format's regex finds
+/// each line's timestamp text, and `place(text)` (the partitioner's Python rules) says where the lines of that
+/// text go, once per distinct text, or once per minute where it says the whole minute goes to one partition.
+#[pyclass(module = "airflow_provider_logtap._kernel", unsendable)]
+struct Splitter {
+    regex: regex::bytes::Regex,
+    group: usize,
+    minutes_of_apache: bool,
+    place: Py<PyAny>,
+    no_match: Py<PyAny>,
+    limit: usize,
+    texts: FxHashMap<Vec<u8>, Place>,
+    minutes: FxHashMap<[u8; 23], Place>,
+    paths: Vec<Py<PyAny>>,
+    path_numbers: FxHashMap<String, u32>,
+    reasons: Vec<Py<PyAny>>,
+}
+
+impl Splitter {
+    /// The minute key of an Apache text ``dd/Mon/yyyy:HH:MM:SS +zzzz`` (the seconds cut out), when its seconds are
+    /// 00-59.
+    fn minute_key(text: &[u8]) -> Option<[u8; 23]> {
+        if text.len() != 26
+            || text[17] != b':'
+            || !(b'0'..=b'5').contains(&text[18])
+            || !text[19].is_ascii_digit()
+        {
+            return None;
+        }
+        let mut key = [0u8; 23];
+        key[..17].copy_from_slice(&text[..17]);
+        key[17..].copy_from_slice(&text[20..]);
+        Some(key)
+    }
+
+    fn learn(&mut self, py: Python<'_>, text: &[u8]) -> PyResult<Place> {
+        let made = self.place.call1(py, (PyBytes::new(py, text),))?;
+        let (path, reason, minute): (Option<Py<PyAny>>, Option<Py<PyAny>>, bool) =
+            made.extract(py)?;
+        if self.texts.len() + self.minutes.len() >= self.limit {
+            self.texts.clear();
+            self.minutes.clear();
+            self.paths.clear();
+            self.reasons.clear();
+        }
+        let place = match (path, reason) {
+            (Some(path), _) => {
+                let known = self
+                    .paths
+                    .iter()
+                    .position(|p| p.bind(py).eq(path.bind(py)).unwrap_or(false));
+                Place::Path(known.unwrap_or_else(|| {
+                    self.paths.push(path);
+                    self.paths.len() - 1
+                }) as u32)
+            }
+            (None, Some(reason)) => {
+                self.reasons.push(reason);
+                Place::Reason((self.reasons.len() - 1) as u32)
+            }
+            (None, None) => {
+                return Err(PyValueError::new_err(
+                    "place gave neither a path nor a reason",
+                ))
+            }
+        };
+        match (minute, Self::minute_key(text)) {
+            (true, Some(key)) if self.minutes_of_apache => {
+                self.minutes.insert(key, place);
+            }
+            _ => {
+                self.texts.insert(text.to_vec(), place);
+            }
+        }
+        Ok(place)
+    }
+}
+
+#[pymethods]
+impl Splitter {
+    /// :param regex: the format's regex (one of the built-in formats'; Python's and Rust's syntax agree there).
+    /// :param group: the regex group that is the timestamp text (0: the whole match).
+    /// :param minutes_of_apache: texts are Apache's, and ``place`` may say a whole minute has one partition.
+    /// :param place: ``place(text)`` -> ``(path, None, minute)`` or ``(None, reason, False)``.
+    /// :param no_match: the reason of a line the regex finds nothing in.
+    /// :param limit: distinct texts (and minutes) kept; full, the cache starts again.
+    #[new]
+    #[pyo3(signature = (*, regex, group, minutes_of_apache, place, no_match, limit))]
+    fn new(
+        regex: &str,
+        group: usize,
+        minutes_of_apache: bool,
+        place: Py<PyAny>,
+        no_match: Py<PyAny>,
+        limit: usize,
+    ) -> PyResult<Self> {
+        let regex = regex::bytes::Regex::new(&format!("(?-u){regex}")).map_err(|e| {
+            PyValueError::new_err(format!("the kernel cannot compile {regex:?}: {e}"))
+        })?;
+        Ok(Splitter {
+            regex,
+            group,
+            minutes_of_apache,
+            place,
+            no_match,
+            limit: limit.max(1),
+            texts: FxHashMap::default(),
+            minutes: FxHashMap::default(),
+            paths: Vec::new(),
+            path_numbers: FxHashMap::default(),
+            reasons: Vec::new(),
+        })
+    }
+
+    /// ``({path: lines in order}, [(index, reason), ...])`` for ``values`` (tombstones are skipped).
+    fn split<'py>(
+        &mut self,
+        py: Python<'py>,
+        values: &Bound<'py, PyList>,
+    ) -> PyResult<(Bound<'py, pyo3::types::PyDict>, Bound<'py, PyList>)> {
+        if self.texts.len() + self.minutes.len() + self.reasons.len() >= self.limit {
+            // full: start again (between batches, so that a batch's numbers of paths stay)
+            self.texts.clear();
+            self.minutes.clear();
+            self.paths.clear();
+            self.path_numbers.clear();
+            self.reasons.clear();
+        }
+        let mut lines: Vec<Vec<Bound<'py, PyAny>>> = Vec::new();
+        let bad = PyList::empty(py);
+        let mut captures = self.regex.capture_locations();
+        let mut seen_paths = 0;
+        for (i, value) in values.iter().enumerate() {
+            let Ok(bytes) = value.cast::<PyBytes>() else {
+                continue;
+            };
+            let line = bytes.as_bytes();
+            let Some(_) = self.regex.captures_read(&mut captures, line) else {
+                bad.append((i, self.no_match.bind(py)))?;
+                continue;
+            };
+            let Some((start, end)) = captures.get(self.group) else {
+                bad.append((i, self.no_match.bind(py)))?;
+                continue;
+            };
+            let text = &line[start..end];
+            let known = match (self.minutes_of_apache, Self::minute_key(text)) {
+                (true, Some(key)) => self.minutes.get(&key).copied(),
+                _ => None,
+            };
+            let place = match known.or_else(|| self.texts.get(text).copied()) {
+                Some(place) => place,
+                None => self.learn(py, text)?,
+            };
+            match place {
+                Place::Path(k) => {
+                    let k = k as usize;
+                    if lines.len() <= k {
+                        lines.resize_with(k + 1, Vec::new);
+                    }
+                    lines[k].push(value);
+                    seen_paths = seen_paths.max(k + 1);
+                }
+                Place::Reason(k) => bad.append((i, self.reasons[k as usize].bind(py)))?,
+            }
+        }
+        let buckets = pyo3::types::PyDict::new(py);
+        for (k, found) in lines.into_iter().enumerate().take(seen_paths) {
+            if !found.is_empty() {
+                buckets.set_item(self.paths[k].bind(py), PyList::new(py, found)?)?;
+            }
+        }
+        Ok((buckets, bad))
+    }
+}
+
 #[pymodule]
 fn _kernel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Documents>()?;
+    m.add_class::<Splitter>()?;
     Ok(())
 }
 

@@ -1,7 +1,9 @@
-"""The compiled kernel (native/src/lib.rs) against the parser's Python way, line by line: for every line the kernel
+"""The compiled kernel (native/src/lib.rs) against the Python ways, line by line. The parser: for every line the kernel
 takes, its document is byte for byte the one the Python way makes, and every line it leaves gets the Python way's
 document or reason. Generated lines cover the cut's every condition (quotes, escapes, whitespace, ``-`` fields,
-leading zeros, non-UTF-8 bytes, head tokens); the corpus and loggen's lines are real-world-shaped."""
+leading zeros, non-UTF-8 bytes, head tokens); the corpus and loggen's lines are real-world-shaped. The
+event-time split: the kernel's (the built-in formats' regexes) is the Python split's, bucket for bucket and reason
+for reason."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_logtap.core.accesslog import LOG_FORMATS, TOMBSTONE, AccessLogParser
+from airflow_provider_logtap.core.eventtime import FORMATS, EventTimeReader, TimeFormat
+from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate
 from airflow_provider_logtap.sinks.search import _ACTION_AND_DOC
 
 KAFKA_TAIL = b',"kafka":{"topic":"weblogs","partition":3,"offset":%d}}'
@@ -170,3 +174,51 @@ def test_bulk_lines_are_the_action_and_the_document_of_each_taken_value() -> Non
         index = b"weblogs-" + json.loads(doc)["@timestamp"][:10].encode()
         expected += _ACTION_AND_DOC % (index, b"weblogs", 3, offsets[i], doc)  # the search sink's own lines
     assert body == expected
+
+
+# -- the event-time split --------------------------------------------------------------------------------------
+
+_stamp_texts = st.sampled_from(
+    [
+        *(e for f in FORMATS.values() for e in f.examples),
+        "2015-10-28T14:03:07",
+        "2015-10-28 14:03:07,5-0130",
+        "1446041000.",
+        "99999999999",
+        "2015-13-28T14:03:07Z",
+        "28/Oct/2015:14:03:61 +0000",
+        "x1446041000123y",
+        "1446041000_",
+        "2015-10-28T14:03:07+0560",
+        "٣446041000",
+    ]
+)
+_words = st.text(st.sampled_from(list('ab[]:/ -+.,09TZ"_')), max_size=12)
+
+
+@st.composite
+def timed_lines(draw: st.DrawFn) -> bytes | None:
+    if not draw(st.integers(0, 20)):
+        return None
+    parts = draw(st.lists(st.one_of(_words, _stamp_texts, _stamp_texts.map(lambda t: f"[{t}]")), max_size=5))
+    return " ".join(parts).encode()
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(timed_lines(), min_size=1, max_size=30))
+def test_the_kernels_split_is_the_python_split(name: str, values: list[bytes | None]) -> None:
+    for template in ("dt=%Y-%m-%d/hour=%H", "m=%M"):
+        kernel = EventTimePartitioner(EventTimeReader(TimeFormat.named(name)), PartitionTemplate(template))
+        python = EventTimePartitioner(EventTimeReader(TimeFormat.named(name)), PartitionTemplate(template))
+        assert kernel._kernel is not None
+        for batch in (values, values[::-1]):  # the second from the caches
+            assert kernel.split(batch) == python.split_in_python(batch)
+
+
+def test_a_regex_of_the_users_own_splits_in_python() -> None:
+    fmt = TimeFormat(regex=r"at=(\d{10})", date_format="epoch_s")
+    partitioner = EventTimePartitioner(EventTimeReader(fmt), PartitionTemplate())
+    assert partitioner._kernel is None
+    buckets, bad = partitioner.split([b"at=1446041000 x", b"none"])
+    assert buckets == {"dt=2015-10-28/hour=14": [b"at=1446041000 x"]} and [i for i, _ in bad] == [1]

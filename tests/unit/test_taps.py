@@ -81,11 +81,13 @@ def test_event_time_target() -> None:
                 "date_format": "iso8601",
                 "partition_template": "dt=%Y-%m-%d",
                 "max_bad_ratio": 0,
+                "parallel_files": 24,
             }
         )
     )
     assert isinstance(t.target, HdfsEventTimeTarget)
     assert t.target.time_format.date_format == "iso8601" and t.target.max_bad_ratio == 0
+    assert t.target.parallel_files == 24
     assert t.target.asset_uri == "hdfs://webhdfs_default/data/x"
 
 
@@ -134,6 +136,11 @@ def test_null_is_a_value_not_the_default() -> None:
         ),
         (tap(target={"type": "hdfs_raw", "base_path": 7}), "target.base_path", "write a string"),
         (tap(target={"type": "search", "bulk_docs": 0}), "target.bulk_docs", "at least 1"),
+        (
+            tap(target={"type": "hdfs_event_time", "base_path": "/d", "parallel_files": 0}),
+            "target.parallel_files",
+            "at least 1",
+        ),
         (tap(target={"type": "search", "log_format": "json"}), "target.log_format", "auto recognises"),
         (tap(topic="bad topic"), "topic", "exact name"),
         (tap(initial="oldest"), "initial", "earliest loads"),
