@@ -76,6 +76,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -716,6 +717,8 @@ class AccessLogParser:
     geoip: GeoLookup | None = field(default=None, compare=False)
     _engine: _Engine = field(init=False, repr=False, compare=False)
     _kernel: Documents | None = field(init=False, repr=False, compare=False)
+    #: The kernel's caches are one thread's at a time (a parser shared by threads takes turns per batch).
+    _turn: threading.Lock = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         one_of("log_format", self.log_format, LOG_FORMATS)
@@ -800,9 +803,11 @@ class AccessLogParser:
         kafka = None
         if topic is not None:
             kafka = b',"kafka":{"topic":' + _json(topic) + b',"partition":' + _json(partition) + b',"offset":'
-        found = (
-            [None] * len(values) if self._kernel is None else self._kernel.documents(values, offsets, kafka)
-        )
+        if self._kernel is None:
+            found: list[bytes | None] = [None] * len(values)
+        else:
+            with self._turn:
+                found = self._kernel.documents(values, offsets, kafka)
         docs: list[bytes] = []
         rejected: list[tuple[int, str]] = []
         add, reject = docs.append, rejected.append
@@ -840,7 +845,8 @@ class AccessLogParser:
         if self._kernel is None:
             return b"", list(range(len(values))), []
         kafka = b',"kafka":{"topic":' + _json(topic) + b',"partition":' + _json(partition) + b',"offset":'
-        return self._kernel.bulk(values, offsets, f"{topic}-{partition}-".encode(), kafka, index_of)
+        with self._turn:
+            return self._kernel.bulk(values, offsets, f"{topic}-{partition}-".encode(), kafka, index_of)
 
 
 def _vhost(vhost: bytes) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -178,6 +179,7 @@ class EventTimePartitioner:
         self._minutes: dict[bytes, str] = {}
         self._apache = reader.finds_apache and reader.apache
         self._no_match = f"no timestamp matches {reader.format.regex!r}"
+        self._turn = threading.Lock()
         # The built-in formats' regexes (the same text in Python's and the kernel's syntax) split in the kernel;
         # a regex of the user's own, in Python (its meaning there is Python's re's).
         self._kernel = (
@@ -235,7 +237,8 @@ class EventTimePartitioner:
     def split(self, values: Sequence[bytes | None]) -> tuple[dict[str, list[bytes]], list[tuple[int, str]]]:
         """``({path: lines in order}, [(index, reason), ...])`` for ``values`` (tombstones are skipped)."""
         if self._kernel is not None:
-            return self._kernel.split(values if isinstance(values, list) else list(values))
+            with self._turn:  # the kernel's caches are one thread's at a time
+                return self._kernel.split(values if isinstance(values, list) else list(values))
         return self.split_in_python(values)
 
     def split_in_python(

@@ -270,7 +270,7 @@ fn digits(size: &[u8]) -> &[u8] {
 }
 
 /// The cached pieces of a parser (one per `AccessLogParser`); see the module's documentation.
-#[pyclass(module = "airflow_provider_logtap._kernel", unsendable)]
+#[pyclass(module = "airflow_provider_logtap._kernel")]
 struct Documents {
     three: bool,
     four: bool,
@@ -524,7 +524,7 @@ enum Place {
 /// Splits lines by the partition of their own event time (see `EventTimePartitioner`): the format's regex finds
 /// each line's timestamp text, and `place(text)` (the partitioner's Python rules) says where the lines of that
 /// text go, once per distinct text, or once per minute where it says the whole minute goes to one partition.
-#[pyclass(module = "airflow_provider_logtap._kernel", unsendable)]
+#[pyclass(module = "airflow_provider_logtap._kernel")]
 struct Splitter {
     regex: regex::bytes::Regex,
     group: usize,

@@ -222,3 +222,17 @@ def test_a_regex_of_the_users_own_splits_in_python() -> None:
     assert partitioner._kernel is None
     buckets, bad = partitioner.split([b"at=1446041000 x", b"none"])
     assert buckets == {"dt=2015-10-28/hour=14": [b"at=1446041000 x"]} and [i for i, _ in bad] == [1]
+
+
+def test_a_parser_and_a_partitioner_shared_by_threads_take_turns() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    values: list[bytes | None] = [g.line for g in generate(2000, seed=3)]
+    parser = AccessLogParser()
+    partitioner = EventTimePartitioner(EventTimeReader(), PartitionTemplate())
+    alone = (parser.parse_many_json(values), partitioner.split(values))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(
+            pool.map(lambda _: (parser.parse_many_json(values), partitioner.split(values)), range(12))
+        )
+    assert together == [alone] * 12
