@@ -44,9 +44,9 @@ _CACHE_LIMIT = 250_000
 _DAY = 86_400
 _MIN_EPOCH = FIRST_EPOCH + _DAY  # 1000-01-02
 _MAX_EPOCH = END_EPOCH - _DAY  # 9999-12-31
-# The seconds of a time that is inside its minute (not 60, a leap second, which is in the next one).
 #: How many partition files of a range go up at once by default (the HDFS event-time target's parallel_files).
 PARALLEL_FILES = 8
+# The seconds of a time that is inside its minute (not 60, a leap second, which is in the next one).
 _SECONDS = frozenset(b"%02d" % s for s in range(60))
 _COLON_SECONDS = frozenset(b":" + s for s in _SECONDS)
 
@@ -164,12 +164,35 @@ class PartitionTemplate:
         return path
 
 
+def _place(
+    reader: EventTimeReader, template: PartitionTemplate, apache: bool, text: bytes
+) -> tuple[str, str, bool]:
+    """``(partition, "", minute)`` of a timestamp text the regex found, or ``("", reason, False)``; ``minute``:
+    every Apache text of the same minute (its seconds 00-59) has the same partition."""
+    epoch = reader.convert(text)
+    if isinstance(epoch, str):
+        return "", epoch, False
+    if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
+        return (
+            "",
+            f"timestamp {text.decode('ascii', 'backslashreplace')!r} is outside the years 1000 to 9999",
+            False,
+        )
+    path = template.path(epoch)
+    if not apache:
+        return path, "", False
+    # One path per minute of the text (the seconds cut out), if the whole minute has that path.
+    seconds = text[18:20]
+    return path, "", seconds in _SECONDS and template.uniform(epoch - int(seconds), path)
+
+
 class EventTimePartitioner:
     """Splits lines by the partition of their own event time; lines without one get a reason instead.
 
-    The per-line work is a ``find``, a slice and a dict lookup from the timestamp text straight to the
-    partition path; conversions happen once per distinct timestamp text. Every line gets exactly the answer of
-    the format's regex and date format (the caches only make it faster).
+    The per-line work runs in logtap's kernel for the built-in formats' regexes (in Python for a regex of the
+    user's own: a ``find``, a slice and a dict lookup); the partition of each distinct timestamp text (of each
+    minute, for Apache's) is decided here once. Every line gets exactly the answer of the format's regex and
+    date format (the caches only make it faster).
     """
 
     def __init__(self, reader: EventTimeReader, template: PartitionTemplate) -> None:
@@ -180,14 +203,21 @@ class EventTimePartitioner:
         self._apache = reader.finds_apache and reader.apache
         self._no_match = f"no timestamp matches {reader.format.regex!r}"
         self._turn = threading.Lock()
+        apache = self._apache
+
+        def place(text: bytes) -> tuple[str | None, str | None, bool]:
+            """The kernel's question (no reference to the partitioner: the kernel holds it)."""
+            path, reason, minute = _place(reader, template, apache, text)
+            return (path, None, minute) if path else (None, reason, False)
+
         # The built-in formats' regexes (the same text in Python's and the kernel's syntax) split in the kernel;
         # a regex of the user's own, in Python (its meaning there is Python's re's).
         self._kernel = (
             Splitter(
                 regex=reader.format.regex,
                 group=reader.group,
-                minutes_of_apache=self._apache,
-                place=self._kernel_place,
+                minutes_of_apache=apache,
+                place=place,
                 no_match=self._no_match,
                 limit=_CACHE_LIMIT,
             )
@@ -195,28 +225,8 @@ class EventTimePartitioner:
             else None
         )
 
-    def _kernel_place(self, text: bytes) -> tuple[str | None, str | None, bool]:
-        path, reason, minute = self._place(text)
-        return (path, None, minute) if path else (None, reason, False)
-
     def _place(self, text: bytes) -> tuple[str, str, bool]:
-        """``(partition, "", minute)`` of a timestamp text the regex found, or ``("", reason, False)``; ``minute``:
-        every Apache text of the same minute (its seconds 00-59) has the same partition."""
-        epoch = self.reader.convert(text)
-        if isinstance(epoch, str):
-            return "", epoch, False
-        if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
-            return (
-                "",
-                f"timestamp {text.decode('ascii', 'backslashreplace')!r} is outside the years 1000 to 9999",
-                False,
-            )
-        path = self.template.path(epoch)
-        if not self._apache:
-            return path, "", False
-        # One path per minute of the text (the seconds cut out), if the whole minute has that path.
-        seconds = text[18:20]
-        return path, "", seconds in _SECONDS and self.template.uniform(epoch - int(seconds), path)
+        return _place(self.reader, self.template, self._apache, text)
 
     def _resolve(self, text: bytes) -> tuple[str, str]:
         """``(partition, "")`` of a timestamp text the regex found, or ``("", reason)``; caches partitions."""
