@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import IO, Any, Protocol
 
@@ -35,10 +37,13 @@ from airflow_provider_logtap.core.accesslog import AccessLogParser
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
 from airflow_provider_logtap.core.ranges import OffsetRange
-from airflow_provider_logtap.errors import BadLineRatioError, LogtapError
+from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError, LogtapError
 from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+
+#: Bulk requests a search sink has in flight at once, unless a target says otherwise.
+BULK_CONCURRENCY = 2
 
 #: A bulk action line: index ``%s``, ``_id`` ``<topic>-<partition>-<offset>`` (the one definition of the id).
 _ACTION = b'{"index":{"_index":"%s","_id":"%s-%d-%d"}}\n'
@@ -214,6 +219,8 @@ class SearchSink:
     :param max_bad_ratio: the largest share of lines that may fail to parse (``None``: any).
     :param bulk_docs: documents per bulk request.
     :param bulk_bytes: bytes per bulk request.
+    :param bulk_concurrency: bulk requests in flight at once (each on its own thread; a server indexes each
+        request of one shard on one write thread, so one at a time leaves its other cores idle).
     :param max_retries: retries of items refused with 429/5xx, and of whole requests refused with
         429/502/503/504, dropped or timed out.
     :param backoff: seconds before the first retry, doubled each time (up to ``max_backoff``).
@@ -232,6 +239,7 @@ class SearchSink:
         max_bad_ratio: float | None = 0.05,
         bulk_docs: int = 5000,
         bulk_bytes: int = 8 * 1024 * 1024,
+        bulk_concurrency: int = BULK_CONCURRENCY,
         max_retries: int = 6,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
@@ -242,6 +250,13 @@ class SearchSink:
         self.date_format = index_date_format
         self.max_bad_ratio = max_bad_ratio
         self.bulk_docs, self.bulk_bytes = bulk_docs, bulk_bytes
+        if (
+            isinstance(bulk_concurrency, bool)
+            or not isinstance(bulk_concurrency, int)
+            or bulk_concurrency < 1
+        ):
+            raise ConfigurationError(f"bulk_concurrency must be a positive integer. Got {bulk_concurrency!r}")
+        self.bulk_concurrency = bulk_concurrency
         self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
         self._days: dict[bytes, bytes] = {}
         self.dead_letter_index = index_names(self.prefix)["dead_letter"]
@@ -290,7 +305,7 @@ class SearchSink:
                 left = [values[i] for i in rest]
                 left_offsets = [offsets[i] for i in rest]
                 docs, rejected = self.parser.parse_many_json(
-                    left, topic=topic, partition=partition, offsets=left_offsets
+                    left, topic=topic, partition=partition, offsets=left_offsets, kernel=False
                 )
                 skip = set()
                 for k, reason in rejected:
@@ -392,22 +407,40 @@ class SearchSink:
         ) + (json.dumps(record).encode() + b"\n")
 
     def _send(self, actions: Iterator[bytes]) -> tuple[int, list[tuple[bytes, str]]]:
-        """Bulk-index ``actions`` (action + source line pairs) in bounded requests; returns the number indexed
-        and the actions the server refused for good, with its reason."""
+        """Bulk-index ``actions`` (action + source line pairs) in bounded requests, up to ``bulk_concurrency`` at
+        once; returns the number indexed and the actions the server refused for good, with its reason. A request
+        that fails for good fails the write once the others in flight have ended (ids are fixed: the task's retry
+        indexes the range again, nothing doubles)."""
         indexed = 0
         refused: list[tuple[bytes, str]] = []
-        chunk: list[bytes] = []
-        size = 0
-        for action in actions:
-            chunk.append(action)
-            size += len(action)
-            if len(chunk) >= self.bulk_docs or size >= self.bulk_bytes:
-                done, failed = self._bulk(chunk)
-                indexed, refused = indexed + done, refused + failed
-                chunk, size = [], 0
-        if chunk:
-            done, failed = self._bulk(chunk)
-            indexed, refused = indexed + done, refused + failed
+        in_flight: deque[Future[tuple[int, list[tuple[bytes, str]]]]] = deque()
+
+        def collect(limit: int) -> None:
+            nonlocal indexed
+            while len(in_flight) > limit:
+                done, failed = in_flight.popleft().result()
+                indexed += done
+                refused.extend(failed)
+
+        with ThreadPoolExecutor(self.bulk_concurrency, thread_name_prefix="logtap-bulk") as pool:
+            try:
+                chunk: list[bytes] = []
+                size = 0
+                for action in actions:
+                    chunk.append(action)
+                    size += len(action)
+                    if len(chunk) >= self.bulk_docs or size >= self.bulk_bytes:
+                        collect(self.bulk_concurrency - 1)
+                        in_flight.append(pool.submit(self._bulk, chunk))
+                        chunk, size = [], 0
+                if chunk:
+                    collect(self.bulk_concurrency - 1)
+                    in_flight.append(pool.submit(self._bulk, chunk))
+                collect(0)
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
         return indexed, refused
 
     def _bulk(self, chunk: list[bytes]) -> tuple[int, list[tuple[bytes, str]]]:

@@ -14,6 +14,7 @@ from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.models import SettingError, checked, setting
 from airflow_provider_logtap.sinks.base import Sink
 from airflow_provider_logtap.sinks.search import (
+    BULK_CONCURRENCY,
     DEAD_LETTER_SUFFIX,
     REPLAY_INFIX,
     SearchClient,
@@ -53,6 +54,12 @@ class SearchTarget(TargetModel, EventTime, BadLines):
         "$LOGTAP_GEOIP_DB, and without one documents get no geo fields.",
     )
     bulk_docs: int = setting(5000, description="Documents per bulk request.", ge=1)
+    bulk_concurrency: int = setting(
+        BULK_CONCURRENCY,
+        description="Bulk requests in flight at once: a cluster indexes each request of a shard on one write "
+        "thread, so more keep more of its cores busy (fewer for a cluster that answers 429).",
+        ge=1,
+    )
 
     @model_validator(mode="after")
     def _names(self) -> SearchTarget:
@@ -83,6 +90,7 @@ class SearchTarget(TargetModel, EventTime, BadLines):
             index_date_format=self.index_date_format,
             max_bad_ratio=self.max_bad_ratio,
             bulk_docs=self.bulk_docs,
+            bulk_concurrency=self.bulk_concurrency,
         )
 
     def relocated(self, name: str) -> SearchTarget:

@@ -104,6 +104,32 @@ def test_documents_per_day_status_and_country_match_independent_counts(
     assert total(client, f"{prefix}-2*") == len(lines)
 
 
+def test_bulk_requests_in_flight_at_once_index_every_offset_once(
+    search: tuple[str, Any], kafka_bootstrap: str, topic_name: str, consumer: Consumer, geoip_database: str
+) -> None:
+    from devstack.loggen import generate
+
+    client = search[1]
+    lines = [x.line for x in generate(1000, seed=23, days=0.5)]
+    create_topic(kafka_bootstrap, topic_name)
+    produce(kafka_bootstrap, topic_name, 0, lines)
+    prefix = f"c-{topic_name.lower()}"
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(lines))
+    # 25 requests of 40 documents, four at once
+    result = sink(prefix, geoip_database, bulk_docs=40, bulk_concurrency=4).write(
+        rng, read_range(consumer, rng)
+    )
+    assert result.written == len(lines) and result.dead_letters == 0
+    offsets = query(
+        client, f"{prefix}-2*", size=0, aggs={"o": {"terms": {"field": "kafka.offset", "size": 2000}}}
+    )
+    held = Counter({int(b["key"]): b["doc_count"] for b in offsets["aggregations"]["o"]["buckets"]})
+    assert held == Counter(range(len(lines)))
+    # again, one request at a time: the same ids, nothing doubles
+    sink(prefix, geoip_database, bulk_docs=40, bulk_concurrency=1).write(rng, read_range(consumer, rng))
+    assert total(client, f"{prefix}-2*") == len(lines)
+
+
 def test_malformed_lines_go_to_the_dead_letter_index_and_a_wrong_format_fails(
     search: tuple[str, Any], kafka_bootstrap: str, topic_name: str, consumer: Consumer, geoip_database: str
 ) -> None:

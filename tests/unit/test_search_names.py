@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_provider_logtap.core.accesslog import AccessLogParser
+from airflow_provider_logtap.errors import ConfigurationError
 from airflow_provider_logtap.sinks.search import (
+    SearchSink,
     dead_letter_template,
     index_names,
     index_template,
@@ -57,3 +61,11 @@ def test_dead_letters_and_replays_are_outside_the_live_pattern(prefix: str, name
     assert fnmatchcase(f"{prefix}-2026.11.28", n["live"])
     assert index_template(prefix)["template"]["aliases"] == {prefix: {}}
     assert template_priority(n["live"]) > 200  # above Elasticsearch's built-in logs-*-* (100)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "2"])
+def test_bulk_concurrency_is_a_positive_integer(bad: object) -> None:
+    with pytest.raises(
+        ConfigurationError, match=rf"bulk_concurrency must be a positive integer. Got {bad!r}"
+    ):
+        SearchSink(client=None, index_prefix="logs", parser=AccessLogParser(), bulk_concurrency=bad)  # type: ignore[arg-type]

@@ -136,6 +136,7 @@ def test_null_is_a_value_not_the_default() -> None:
         ),
         (tap(target={"type": "hdfs_raw", "base_path": 7}), "target.base_path", "write a string"),
         (tap(target={"type": "search", "bulk_docs": 0}), "target.bulk_docs", "at least 1"),
+        (tap(target={"type": "search", "bulk_concurrency": 0}), "target.bulk_concurrency", "at least 1"),
         (
             tap(target={"type": "hdfs_event_time", "base_path": "/d", "parallel_files": 0}),
             "target.parallel_files",
