@@ -90,6 +90,8 @@ LogFormat = Literal["combined", "common", "vhost_combined", "auto"]
 LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 TOMBSTONE = "tombstone (the record has no value)"
 CACHE_LIMIT = 100_000
+#: GeoIP answers whose JSON is kept (one per network seen lately): each holds the lookup's dict alive, ~2 KB.
+GEO_PIECES_LIMIT = 4096
 
 # A quoted field as Apache writes it: no bare ", backslash escapes anything.
 _Q = rb'"([^"\\]*(?:\\.[^"\\]*)*)"'
@@ -594,7 +596,7 @@ class _Engine:
             # The lookup returns one shared object per network: its JSON is made once.
             known = geo_pieces.get(id(found))
             if known is None or known[0] is not found:
-                if len(geo_pieces) >= CACHE_LIMIT:
+                if len(geo_pieces) >= GEO_PIECES_LIMIT:
                     geo_pieces.clear()
                 known = geo_pieces[id(found)] = (found, _json(dict(found))[1:-1])
             return b',"source":' + inner + b"," + known[1] + b"}"
@@ -789,12 +791,14 @@ class AccessLogParser:
         topic: str | None = None,
         partition: int | None = None,
         offsets: Sequence[int] | None = None,
+        kernel: bool = True,
     ) -> tuple[list[bytes], list[tuple[int, str]]]:
         """Like :meth:`parse_many`, with each document already serialised (compact UTF-8 JSON).
 
         ``json.loads`` of each equals the document :meth:`parse_many` makes, but no dict is built: the JSON
         of every distinct value is made once and the line's document is joined from those pieces. This is
-        the fast way to a bulk request.
+        the fast way to a bulk request. ``kernel=False`` for values the kernel has declined already (the
+        ``rest`` of :meth:`bulk`): they are read the Python way at once, not cut a second time.
         """
         if offsets is not None and len(offsets) != len(values):
             raise ValueError(f"offsets has {len(offsets)} items for {len(values)} values")
@@ -803,7 +807,7 @@ class AccessLogParser:
         kafka = None
         if topic is not None:
             kafka = b',"kafka":{"topic":' + _json(topic) + b',"partition":' + _json(partition) + b',"offset":'
-        if self._kernel is None:
+        if self._kernel is None or not kernel:
             found: list[bytes | None] = [None] * len(values)
         else:
             with self._turn:
