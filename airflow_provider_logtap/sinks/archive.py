@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import IO, Any, Protocol, TypeVar
 
+from airflow_provider_logtap._kernel import frame
 from airflow_provider_logtap.core import compression
 from airflow_provider_logtap.core.batch import RecordBatch, value_bytes
 from airflow_provider_logtap.core.ranges import OffsetRange
@@ -130,13 +131,10 @@ class _Building:
         if values:
             lines: list[bytes] = [v for v in values if v is not None] if None in values else values  # type: ignore[assignment]
             if lines:
-                data = b"\n".join([*lines, b""])
-                embedded = data.count(b"\n") - len(lines)
-                if not data.isascii():
-                    try:
-                        data.decode("utf-8")
-                    except UnicodeDecodeError:
-                        invalid = sum(1 for v in lines if not _is_utf8(v))
+                # the kernel joins and checks the block without the GIL: the reading thread goes on meanwhile
+                data, embedded, utf8 = frame(lines)
+                if not utf8:
+                    invalid = sum(1 for v in lines if not _is_utf8(v))
                 out = self.compressor.compress(data)
         if values is None:
             out += self.compressor.flush()

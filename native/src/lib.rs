@@ -697,8 +697,42 @@ impl Splitter {
     }
 }
 
+/// The archive's framing of a block of lines: ``(b"\n".join(lines) + b"\n", embedded, utf8)``, ``embedded``
+/// the newlines inside the lines, ``utf8`` whether the whole block is valid UTF-8. The copy and the scans run
+/// without the GIL (the reading thread goes on meanwhile); the lines are held by this call while it runs.
+#[pyfunction]
+fn frame<'py>(py: Python<'py>, lines: &Bound<'py, PyList>) -> PyResult<(Bound<'py, PyBytes>, usize, bool)> {
+    let held: Vec<Bound<'py, PyBytes>> = lines
+        .iter()
+        .map(|v| v.cast_into::<PyBytes>().map_err(PyErr::from))
+        .collect::<PyResult<_>>()?;
+    let slices: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
+    let total: usize = slices.iter().map(|s| s.len() + 1).sum();
+    let mut embedded = 0;
+    let mut utf8 = true;
+    let data = PyBytes::new_with(py, total, |buf| {
+        let (e, u) = py.detach(|| {
+            let mut at = 0;
+            for s in &slices {
+                buf[at..at + s.len()].copy_from_slice(s);
+                buf[at + s.len()] = b'\n';
+                at += s.len() + 1;
+            }
+            (
+                memchr::memchr_iter(b'\n', buf).count() - slices.len(),
+                std::str::from_utf8(buf).is_ok(),
+            )
+        });
+        embedded = e;
+        utf8 = u;
+        Ok(())
+    })?;
+    Ok((data, embedded, utf8))
+}
+
 #[pymodule]
 fn _kernel(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(frame, m)?)?;
     m.add_class::<Documents>()?;
     m.add_class::<Splitter>()?;
     Ok(())

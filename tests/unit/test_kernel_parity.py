@@ -15,6 +15,7 @@ from devstack.loggen import generate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_logtap._kernel import frame
 from airflow_provider_logtap.core.accesslog import LOG_FORMATS, TOMBSTONE, AccessLogParser
 from airflow_provider_logtap.core.eventtime import FORMATS, EventTimeReader, TimeFormat
 from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate
@@ -241,3 +242,27 @@ def test_a_parser_and_a_partitioner_shared_by_threads_take_turns() -> None:
             pool.map(lambda _: (parser.parse_many_json(values), partitioner.split(values)), range(12))
         )
     assert together == [alone] * 12
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.binary(max_size=40) | st.sampled_from([b"\n", b"a\nb", b"\xff", b"\xed\xa0\x80", b"\xc3\xa9"])
+    )
+)
+def test_the_archive_framing_is_the_joined_block_its_embedded_newlines_and_utf8(lines: list[bytes]) -> None:
+    data, embedded, utf8 = frame(lines)
+    want = b"\n".join([*lines, b""])
+    assert data == want
+    assert embedded == want.count(b"\n") - len(lines)
+    try:
+        want.decode("utf-8")
+    except UnicodeDecodeError:
+        assert not utf8
+    else:
+        assert utf8
+
+
+def test_the_archive_framing_takes_bytes_only() -> None:
+    with pytest.raises(TypeError):
+        frame([b"a", "b"])  # type: ignore[list-item]
