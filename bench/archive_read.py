@@ -14,7 +14,7 @@ import argparse
 import time
 import uuid
 
-from common import fill_topic, kcat_seconds, mb, rounds, services
+from common import fill_topic, kcat_seconds, mb, range_batches, rounds, services
 
 
 def main() -> int:
@@ -27,11 +27,8 @@ def main() -> int:
     args = parser.parse_args()
 
     import boto3
-    from confluent_kafka import Consumer
 
     from airflow_provider_logtap.core.ranges import OffsetRange
-    from airflow_provider_logtap.kafka.client import reader_config
-    from airflow_provider_logtap.kafka.reader import read_range
     from airflow_provider_logtap.sinks.archive import ArchiveFormat
     from airflow_provider_logtap.sinks.s3 import S3ArchiveSink
     from airflow_provider_logtap.sources.archive import ArchiveReader
@@ -53,11 +50,7 @@ def main() -> int:
         client.create_bucket(Bucket=bucket)
 
         def batches():  # type: ignore[no-untyped-def]
-            consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, "bench"))
-            try:
-                yield from read_range(consumer, rng, report=lambda s: None)
-            finally:
-                consumer.close()
+            return range_batches(bootstrap, rng)
 
         fmt = ArchiveFormat(compression=args.compression)
         written = S3ArchiveSink(client=client, bucket=bucket, archive_format=fmt).write(rng, batches())

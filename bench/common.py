@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
@@ -99,6 +100,20 @@ def kcat_seconds(bootstrap: str, topic: str, end: int, repeat: int = 3) -> float
         )
         best = min(best, time.perf_counter() - began)
     return best
+
+
+def range_batches(bootstrap: str, rng: Any) -> Iterator[Any]:
+    """The record batches of ``rng`` as a load reads them: logtap's range reader on a consumer of its own."""
+    from confluent_kafka import Consumer
+
+    from airflow_provider_logtap.kafka.client import reader_config
+    from airflow_provider_logtap.kafka.reader import read_range
+
+    consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, "bench"))
+    try:
+        yield from read_range(consumer, rng, report=lambda s: None)
+    finally:
+        consumer.close()
 
 
 def rounds(

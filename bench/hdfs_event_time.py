@@ -16,7 +16,7 @@ import argparse
 import time
 import uuid
 
-from common import fill_topic, kcat_seconds, mb, rounds, services, webhdfs
+from common import fill_topic, kcat_seconds, mb, range_batches, rounds, services, webhdfs
 
 from airflow_provider_logtap.core.partitions import PARALLEL_FILES
 
@@ -31,14 +31,11 @@ def main() -> int:
     parser.add_argument("--parallel-files", type=int, default=PARALLEL_FILES)
     args = parser.parse_args()
 
-    from confluent_kafka import Consumer
     from hdfs import InsecureClient
 
     from airflow_provider_logtap.core.eventtime import EventTimeReader
     from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate
     from airflow_provider_logtap.core.ranges import OffsetRange
-    from airflow_provider_logtap.kafka.client import reader_config
-    from airflow_provider_logtap.kafka.reader import read_range
     from airflow_provider_logtap.sinks.archive import ArchiveFormat
     from airflow_provider_logtap.sinks.hdfs import HdfsEventTimeSink, _Spools
 
@@ -51,11 +48,7 @@ def main() -> int:
         client = InsecureClient(url, user=user)
 
         def batches():  # type: ignore[no-untyped-def]
-            consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, "bench"))
-            try:
-                yield from read_range(consumer, rng, report=lambda s: None)
-            finally:
-                consumer.close()
+            return range_batches(bootstrap, rng)
 
         def partitioner() -> EventTimePartitioner:
             return EventTimePartitioner(EventTimeReader(), PartitionTemplate())

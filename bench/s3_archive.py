@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 
-from common import ROOT, fill_topic, kcat_seconds, mb, rounds, services
+from common import ROOT, fill_topic, kcat_seconds, mb, range_batches, rounds, services
 
 
 def main() -> int:
@@ -31,11 +31,8 @@ def main() -> int:
     args = parser.parse_args()
 
     import boto3
-    from confluent_kafka import Consumer
 
     from airflow_provider_logtap.core.ranges import OffsetRange
-    from airflow_provider_logtap.kafka.client import reader_config
-    from airflow_provider_logtap.kafka.reader import read_range
     from airflow_provider_logtap.sinks.archive import ArchiveFormat, archive_chunks, default_spool
     from airflow_provider_logtap.sinks.s3 import S3ArchiveSink
 
@@ -58,11 +55,7 @@ def main() -> int:
         sink = S3ArchiveSink(client=client, bucket=bucket, archive_format=fmt)
 
         def batches():  # type: ignore[no-untyped-def]
-            consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, "bench"))
-            try:
-                yield from read_range(consumer, rng, report=lambda s: None)
-            finally:
-                consumer.close()
+            return range_batches(bootstrap, rng)
 
         def read() -> int:
             return sum(len(b.values) for b in batches())

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from common import ROOT, kcat_seconds, mb, services
+from common import ROOT, kcat_seconds, mb, range_batches, services
 from devstack import loggen
 
 DB = ROOT / "dev" / ".cache" / "geoip" / "dbip-city-lite-2023-04.mmdb"
@@ -85,13 +85,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.getLogger("opensearch").setLevel(logging.WARNING)  # the client logs every request at INFO
 
-    from confluent_kafka import Consumer
-
     from airflow_provider_logtap.core.accesslog import AccessLogParser
     from airflow_provider_logtap.core.ranges import OffsetRange
     from airflow_provider_logtap.enrich.geoip import GeoIP
-    from airflow_provider_logtap.kafka.client import reader_config
-    from airflow_provider_logtap.kafka.reader import read_range
     from airflow_provider_logtap.sinks.search import BULK_CONCURRENCY, SearchSink
     from airflow_provider_logtap.targets import search_client
 
@@ -138,11 +134,7 @@ def main() -> int:
                     self.bytes += len(body)
 
         def batches():  # type: ignore[no-untyped-def]
-            consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, "bench"))
-            try:
-                yield from read_range(consumer, rng, report=lambda s: None)
-            finally:
-                consumer.close()
+            return range_batches(bootstrap, rng)
 
         def new_parser(geo: GeoIP) -> AccessLogParser:
             return AccessLogParser(geoip=geo.lookup)
