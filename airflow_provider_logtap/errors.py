@@ -61,6 +61,17 @@ class ClaimConflictError(NotRetryable):
     """Someone else moved a tap group's offsets while a run held its claim: nothing was committed."""
 
 
+def check_positive(name: str, value: object, *, or_none: bool = False) -> None:
+    """Raise the standard message unless ``value`` is a positive integer (``bool`` is not one), or None where
+    ``or_none``."""
+    if value is None and or_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(
+            f"{name} must be a positive integer{' or None' if or_none else ''}. Got {value!r}"
+        )
+
+
 def one_of(name: str, value: object, allowed: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``allowed``, else raise the standard message."""
     choices = sorted(allowed)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_logtap.errors import ConfigurationError, one_of
+from airflow_provider_logtap.errors import ConfigurationError, check_positive, one_of
 from airflow_provider_logtap.sinks.archive import DEFAULT_MAX_BYTES
 
 if TYPE_CHECKING:
@@ -137,8 +137,7 @@ def load_resources(
         ("line_bytes", line_bytes),
         ("max_bytes_per_object", max_bytes_per_object),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"{name} must be a positive integer. Got {value!r}")
+        check_positive(name, value)
     one_of("target", target, SPOOL_PER_RECORD)
     per_byte, per_record = SPOOL_PER_RECORD[target]
     spooled = chunk_records * (per_byte * line_bytes + per_record)

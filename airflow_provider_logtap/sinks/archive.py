@@ -29,7 +29,7 @@ from airflow_provider_logtap._kernel import frame
 from airflow_provider_logtap.core import compression
 from airflow_provider_logtap.core.batch import RecordBatch, value_bytes
 from airflow_provider_logtap.core.ranges import OffsetRange
-from airflow_provider_logtap.errors import ConfigurationError
+from airflow_provider_logtap.errors import check_positive
 
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -53,9 +53,7 @@ class ArchiveFormat:
     def __post_init__(self) -> None:
         compression.check(self.compression)
         for name in ("max_records", "max_bytes"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigurationError(f"{name} must be a positive integer or None. Got {value!r}")
+            check_positive(name, getattr(self, name), or_none=True)
 
     @property
     def suffix(self) -> str:

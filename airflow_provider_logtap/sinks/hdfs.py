@@ -39,7 +39,7 @@ from airflow_provider_logtap.core.eventtime import suggest_date_format
 from airflow_provider_logtap.core.manifest import Manifest
 from airflow_provider_logtap.core.partitions import PARALLEL_FILES, EventTimePartitioner
 from airflow_provider_logtap.core.ranges import OffsetRange
-from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError, LogtapError
+from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError, LogtapError, check_positive
 from airflow_provider_logtap.sinks.archive import ArchiveFormat, Chunk, archive_chunks, default_spool
 from airflow_provider_logtap.sinks.base import WriteResult, stale_objects, track_lost
 
@@ -395,8 +395,7 @@ class HdfsEventTimeSink:
             raise ConfigurationError(
                 f"max_bad_ratio must be between 0 and 1 (or None). Got {max_bad_ratio!r}"
             )
-        if isinstance(parallel_files, bool) or not isinstance(parallel_files, int) or parallel_files < 1:
-            raise ConfigurationError(f"parallel_files must be a positive integer. Got {parallel_files!r}")
+        check_positive("parallel_files", parallel_files)
         self.parallel_files = parallel_files
         self.files = _Files(client)
         self.base = naming.clean_base(base)

@@ -37,7 +37,7 @@ from airflow_provider_logtap.core.accesslog import AccessLogParser
 from airflow_provider_logtap.core.batch import RecordBatch
 from airflow_provider_logtap.core.deadletter import dead_letter, ratio_exceeded
 from airflow_provider_logtap.core.ranges import OffsetRange
-from airflow_provider_logtap.errors import BadLineRatioError, ConfigurationError, LogtapError
+from airflow_provider_logtap.errors import BadLineRatioError, LogtapError, check_positive
 from airflow_provider_logtap.sinks.base import WriteResult, track_lost
 
 _RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -250,12 +250,7 @@ class SearchSink:
         self.date_format = index_date_format
         self.max_bad_ratio = max_bad_ratio
         self.bulk_docs, self.bulk_bytes = bulk_docs, bulk_bytes
-        if (
-            isinstance(bulk_concurrency, bool)
-            or not isinstance(bulk_concurrency, int)
-            or bulk_concurrency < 1
-        ):
-            raise ConfigurationError(f"bulk_concurrency must be a positive integer. Got {bulk_concurrency!r}")
+        check_positive("bulk_concurrency", bulk_concurrency)
         self.bulk_concurrency = bulk_concurrency
         self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
         self._days: dict[bytes, bytes] = {}
