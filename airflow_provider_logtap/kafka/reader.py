@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -127,7 +128,8 @@ def read_range(
         progress.update(0, 0, position)  # at the end, also when the last offsets held no record
         report(progress.line() + " (complete)")
     finally:
-        consumer.unassign()
+        with contextlib.suppress(RuntimeError):  # the caller closed the consumer first: nothing to unassign
+            consumer.unassign()
 
 
 def _offset(message: Any) -> int:

@@ -128,3 +128,17 @@ def test_data_deleted_before_reading_with_log_start_policy(
     assert [o for b in batches for o in b.offsets] == list(range(40, 60))
     lost = [b.lost for b in batches if b.lost is not None]
     assert lost == [OffsetRange(topic=topic_name, partition=0, start=10, end=40)]
+
+
+def test_a_half_read_range_closed_after_its_consumer_ends_quietly(
+    kafka_bootstrap: str, topic_name: str
+) -> None:
+    """A caller that closes the consumer before the generator it was reading (a ``break`` out of the loop, then
+    ``consumer.close()``) gets no "Consumer closed" error from the generator's clean-up."""
+    create_topic(kafka_bootstrap, topic_name)
+    produce(kafka_bootstrap, topic_name, 0, [b"x%d" % i for i in range(100)])
+    c = Consumer(reader_config({"bootstrap.servers": kafka_bootstrap}, "logtap-test-reader"))
+    batches = read_range(c, OffsetRange(topic=topic_name, partition=0, start=0, end=100), batch_size=10)
+    assert next(batches).offsets[0] == 0
+    c.close()
+    batches.close()  # raised RuntimeError("Consumer closed") from the generator's finally before
