@@ -314,12 +314,13 @@ def test_search_bulk_faults_are_retried_and_every_document_is_indexed_once(
     assert_indexed_once(opensearch_url, sink, topic_name, len(values))
 
 
+@pytest.mark.parametrize("in_flight", [1, 2])
 def test_search_cluster_that_keeps_refusing_fails_in_bounded_time_naming_it(
-    search_behind: Callable[..., tuple[FaultProxy, Any]], opensearch_url: str, topic_name: str
+    search_behind: Callable[..., tuple[FaultProxy, Any]], opensearch_url: str, topic_name: str, in_flight: int
 ) -> None:
     from airflow_provider_logtap.sinks.search import SearchUnavailableError
 
-    proxy, sink = search_behind(max_retries=3)
+    proxy, sink = search_behind(max_retries=3, bulk_concurrency=in_flight)
     proxy.fail(method="POST", path=r"/_bulk", times=None, status=429, body=TOO_MANY)
     values = search_values(seed=3)
     rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(values))
@@ -330,7 +331,8 @@ def test_search_cluster_that_keeps_refusing_fails_in_bounded_time_naming_it(
     assert "failed 4 times (HTTP 429" in str(info.value) and "the task's retry indexes the range" in str(
         info.value
     )
-    assert proxy.injected() == 4
+    # each request in flight was tried 1 + max_retries times; the write's later requests were never sent
+    assert proxy.injected() == 4 * in_flight
     proxy.clear()
     sink.write(rng, batches(topic_name, values, size=100))
     assert_indexed_once(opensearch_url, sink, topic_name, len(values))
