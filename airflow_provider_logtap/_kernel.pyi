@@ -6,7 +6,13 @@ from typing import Any
 
 class Documents:
     def __init__(
-        self, *, three: bool, four: bool, pieces: Mapping[str, Callable[[bytes], Any]], limit: int
+        self,
+        *,
+        three: bool,
+        four: bool,
+        pieces: Mapping[str, Callable[[bytes], Any]],
+        limit: int,
+        apache_bounds: tuple[int, int] | None = None,
     ) -> None: ...
     def documents(
         self, values: list[bytes | None], offsets: Sequence[int] | None = None, kafka: bytes | None = None
@@ -26,11 +32,13 @@ class Splitter:
         *,
         regex: str,
         group: int,
-        minutes_of_apache: bool,
-        place: Callable[[bytes], tuple[str | None, str | None, bool]],
+        place: Callable[[bytes], tuple[str | None, str | None]],
+        minute_place: Callable[[int], str | None] | None,
         no_match: str,
         limit: int,
     ) -> None: ...
     def split(self, values: list[bytes | None]) -> tuple[dict[str, list[bytes]], list[tuple[int, str]]]: ...
 
 def frame(lines: list[bytes]) -> tuple[bytes, int, bool]: ...
+def apache_epoch(text: bytes) -> int: ...
+def iso_utc(epoch: int) -> str: ...

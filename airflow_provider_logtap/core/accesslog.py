@@ -77,13 +77,12 @@ import json
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from airflow_provider_logtap._kernel import Documents
-from airflow_provider_logtap.core.eventtime import EventTimeReader, TimeFormat
+from airflow_provider_logtap._kernel import Documents, iso_utc
+from airflow_provider_logtap.core.eventtime import END_EPOCH, FIRST_EPOCH, EventTimeReader, TimeFormat
 from airflow_provider_logtap.errors import ConfigurationError, one_of
 
 LogFormat = Literal["combined", "common", "vhost_combined", "auto"]
@@ -210,27 +209,6 @@ def text(value: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("utf-8", "backslashreplace")
-
-
-_DAYS: dict[int, str] = {}
-_TIMES: list[str | None] = [None] * 86400
-
-
-def iso_utc(epoch: int) -> str:
-    """``2015-10-28T14:03:07Z`` (cached per day and per second of the day: no strftime per line)."""
-    day, second = divmod(epoch, 86400)
-    date = _DAYS.get(day)
-    if date is None:
-        if len(_DAYS) >= CACHE_LIMIT:
-            _DAYS.clear()
-        t = time.gmtime(day * 86400)
-        if not 1 <= t.tm_year <= 9999:
-            raise ValueError(f"year {t.tm_year} is not in 1-9999")
-        date = _DAYS[day] = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-    clock = _TIMES[second]
-    if clock is None:
-        clock = _TIMES[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
-    return date + clock
 
 
 def request_parts(request: bytes) -> tuple[str | None, str | None, str | None]:
@@ -377,7 +355,8 @@ class _Engine:
         fast_tokens = {"common": (3,), "combined": (3,), "vhost_combined": (4,), "auto": (3, 4)}[log_format]
         need_tail = log_format in ("combined", "vhost_combined")
         want_tail = log_format != "common"
-        convert = EventTimeReader(time_format).convert
+        reader = EventTimeReader(time_format)
+        convert = reader.convert
 
         def fields(line: bytes, syslog: bytes = b"") -> _Fields:
             """``(vhost, host, user, timestamp, request, status, size, referrer, agent, syslog)`` as logged;
@@ -701,6 +680,8 @@ class _Engine:
             "vhost": jvhost_of,
         }
         self.heads = {"common": (), "combined": (3,), "vhost_combined": (4,), "auto": (3, 4)}[log_format]
+        #: The kernel reads Apache timestamps itself (the reader's function, and its bounds), else asks ``stamp``.
+        self.apache_bounds = (FIRST_EPOCH, END_EPOCH) if reader.apache else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -737,7 +718,13 @@ class AccessLogParser:
         object.__setattr__(self, "_engine", engine)
         heads = engine.heads
         kernel = (
-            Documents(three=3 in heads, four=4 in heads, pieces=engine.pieces, limit=CACHE_LIMIT)
+            Documents(
+                three=3 in heads,
+                four=4 in heads,
+                pieces=engine.pieces,
+                limit=CACHE_LIMIT,
+                apache_bounds=engine.apache_bounds,
+            )
             if heads
             else None
         )

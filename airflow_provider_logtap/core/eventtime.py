@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from airflow_provider_logtap._kernel import apache_epoch
 from airflow_provider_logtap.errors import ConfigurationError
 
 #: The event times a line may have: the years 1000 to 9999 in UTC (what a four-digit year names; a daily index
@@ -78,7 +79,6 @@ APACHE_REGEX = FORMATS["apache"].regex
 #: The regexes of the named formats (a regex of the user's own is any other).
 BUILTIN_REGEXES = frozenset(f.regex for f in FORMATS.values())
 APACHE_FORMAT = "%d/%b/%Y:%H:%M:%S %z"  # what strptime calls apache (slower; reads the same texts)
-_MONTHS = {m.encode().lower(): i for i, m in enumerate(calendar.month_abbr) if m}
 _CACHE_LIMIT = 200_000
 # strptime directive -> a regex for the text it reads (what a custom date_format's default timestamp regex is
 # made of). Locale-dependent %c %x %X are not here: such a date_format needs an explicit timestamp_regex.
@@ -278,7 +278,6 @@ class EventTimeReader:
         self.group = 1 if re.compile(self.format.regex).groups == 1 else 0
         self._assume = zone_of(self.format.assume_zone)
         self._cache: dict[bytes, int | str] = {}
-        self._days: dict[bytes, int] = {}
         #: ``match(line, pos)``: the regex matched at ``pos`` exactly.
         self.match = re.compile(self.format.regex.encode()).match
         #: Whether the regex is Apache's ``\[dd/Mon/yyyy:HH:MM:SS +zzzz\]`` (a fixed 28 bytes from a ``[``).
@@ -338,50 +337,12 @@ class EventTimeReader:
         """Whether texts are read as Apache's ``dd/Mon/yyyy:HH:MM:SS +zzzz`` (by :meth:`_apache`)."""
         return self._convert == self._apache
 
-    def _apache(self, t: bytes) -> int:
-        # 28/Oct/2015:14:03:07 +0000 -- the day and zone part is cached, the time of day is three int()s. It reads
-        # exactly what strptime's %d/%b/%Y:%H:%M:%S %z reads (ASCII digits only), and second 60 (a leap second).
-        if (
-            len(t) != 26
-            or t[11:12] != b":"
-            or t[14:15] != b":"
-            or t[17:18] != b":"
-            or not (t[12:14] + t[15:17] + t[18:20]).isdigit()
-        ):
-            raise ValueError("not dd/Mon/yyyy:HH:MM:SS +zzzz")
-        day_key = t[0:11] + t[20:26]
-        base = self._days.get(day_key)
-        if base is None:
-            base = self._apache_day(day_key)
-            self._days[day_key] = base
-        hh, mm, ss = int(t[12:14]), int(t[15:17]), int(t[18:20])
-        if hh > 23 or mm > 59 or ss > 60:
-            raise ValueError("time of day out of range")
-        return base + hh * 3600 + mm * 60 + ss
-
     @staticmethod
-    def _apache_day(k: bytes) -> int:
-        """UTC epoch of local midnight of ``dd/Mon/yyyy +zzzz`` (the key is 17 bytes: date, space, zone)."""
-        if (
-            k[2:3] != b"/"
-            or k[6:7] != b"/"
-            or k[11:12] != b" "
-            or k[12:13] not in (b"+", b"-")
-            or not (k[0:2] + k[7:11] + k[13:17]).isdigit()
-        ):
-            raise ValueError("not dd/Mon/yyyy:HH:MM:SS +zzzz")
-        month = _MONTHS.get(k[3:6].lower())
-        if month is None:
-            raise ValueError(f"unknown month {k[3:6].decode('ascii', 'backslashreplace')!r}")
-        day, year = int(k[0:2]), int(k[7:11])
-        if year < 1 or not 1 <= day <= calendar.monthrange(year, month)[1]:
-            raise ValueError("day out of range")
-        zone_hours, zone_minutes = int(k[13:15]), int(k[15:17])
-        if zone_hours > 23 or zone_minutes > 59:
-            raise ValueError("zone offset out of range")
-        sign = -1 if k[12:13] == b"-" else 1
-        offset = sign * (zone_hours * 3600 + zone_minutes * 60)
-        return calendar.timegm((year, month, day, 0, 0, 0)) - offset
+    def _apache(t: bytes) -> int:
+        # 28/Oct/2015:14:03:07 +0000, read by the kernel (the one implementation, also used by the kernel's
+        # document and split paths): exactly what strptime's %d/%b/%Y:%H:%M:%S %z reads (ASCII digits only), and
+        # second 60 (a leap second).
+        return apache_epoch(t)
 
     def _iso(self, t: bytes) -> int:
         moment = datetime.fromisoformat(t.decode("ascii").replace(",", ".").replace("Z", "+00:00"))

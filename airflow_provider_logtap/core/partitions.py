@@ -46,9 +46,6 @@ _MIN_EPOCH = FIRST_EPOCH + _DAY  # 1000-01-02
 _MAX_EPOCH = END_EPOCH - _DAY  # 9999-12-31
 #: How many partition files of a range go up at once by default (the HDFS event-time target's parallel_files).
 PARALLEL_FILES = 8
-# The seconds of a time that is inside its minute (not 60, a leap second, which is in the next one).
-_SECONDS = frozenset(b"%02d" % s for s in range(60))
-_COLON_SECONDS = frozenset(b":" + s for s in _SECONDS)
 
 
 def check_template(template: str) -> str:
@@ -164,26 +161,23 @@ class PartitionTemplate:
         return path
 
 
-def _place(
-    reader: EventTimeReader, template: PartitionTemplate, apache: bool, text: bytes
-) -> tuple[str, str, bool]:
-    """``(partition, "", minute)`` of a timestamp text the regex found, or ``("", reason, False)``; ``minute``:
-    every Apache text of the same minute (its seconds 00-59) has the same partition."""
+def _place(reader: EventTimeReader, template: PartitionTemplate, text: bytes) -> tuple[str, str]:
+    """``(partition, "")`` of a timestamp text the regex found, or ``("", reason)``."""
     epoch = reader.convert(text)
     if isinstance(epoch, str):
-        return "", epoch, False
+        return "", epoch
     if not _MIN_EPOCH <= epoch < _MAX_EPOCH:
-        return (
-            "",
-            f"timestamp {text.decode('ascii', 'backslashreplace')!r} is outside the years 1000 to 9999",
-            False,
-        )
-    path = template.path(epoch)
-    if not apache:
-        return path, "", False
-    # One path per minute of the text (the seconds cut out), if the whole minute has that path.
-    seconds = text[18:20]
-    return path, "", seconds in _SECONDS and template.uniform(epoch - int(seconds), path)
+        return "", f"timestamp {text.decode('ascii', 'backslashreplace')!r} is outside the years 1000 to 9999"
+    return template.path(epoch), ""
+
+
+def _minute_place(template: PartitionTemplate, minute: int) -> str | None:
+    """The partition of every second of the UTC minute that starts at epoch ``minute``, or None where they have
+    not all one (a minute outside the partitions' years, or cut by a zone's odd offset)."""
+    if not _MIN_EPOCH <= minute < _MAX_EPOCH:  # both bounds are whole days: the minute is all in or all out
+        return None
+    path = template.path(minute)
+    return path if template.uniform(minute, path) else None
 
 
 class EventTimePartitioner:
@@ -191,58 +185,40 @@ class EventTimePartitioner:
 
     The per-line work runs in logtap's kernel for the built-in formats' regexes (in Python for a regex of the
     user's own: a ``find``, a slice and a dict lookup); the partition of each distinct timestamp text (of each
-    minute, for Apache's) is decided here once. Every line gets exactly the answer of the format's regex and
-    date format (the caches only make it faster).
+    UTC minute, for Apache's: the kernel reads those texts itself) is decided here once. Every line gets exactly
+    the answer of the format's regex and date format (the caches only make it faster).
     """
 
     def __init__(self, reader: EventTimeReader, template: PartitionTemplate) -> None:
         self.reader = reader
         self.template = template
         self._paths: dict[bytes, str] = {}
-        self._minutes: dict[bytes, str] = {}
-        self._apache = reader.finds_apache and reader.apache
         self._no_match = f"no timestamp matches {reader.format.regex!r}"
         self._turn = threading.Lock()
-        apache = self._apache
 
-        def place(text: bytes) -> tuple[str | None, str | None, bool]:
-            """The kernel's question (no reference to the partitioner: the kernel holds it)."""
-            path, reason, minute = _place(reader, template, apache, text)
-            return (path, None, minute) if path else (None, reason, False)
+        # The kernel's questions (no reference to the partitioner: the kernel holds them).
+        def place(text: bytes) -> tuple[str | None, str | None]:
+            path, reason = _place(reader, template, text)
+            return (path, None) if path else (None, reason)
+
+        def minute_place(minute: int) -> str | None:
+            return _minute_place(template, minute)
 
         # The built-in formats' regexes (the same text in Python's and the kernel's syntax) split in the kernel;
-        # a regex of the user's own, in Python (its meaning there is Python's re's).
+        # a regex of the user's own, in Python (its meaning there is Python's re's). Apache texts are read by the
+        # kernel itself and placed per UTC minute (partitions are at least a minute wide).
         self._kernel = (
             Splitter(
                 regex=reader.format.regex,
                 group=reader.group,
-                minutes_of_apache=apache,
                 place=place,
+                minute_place=minute_place if reader.finds_apache and reader.apache else None,
                 no_match=self._no_match,
                 limit=_CACHE_LIMIT,
             )
             if reader.format.regex in BUILTIN_REGEXES
             else None
         )
-
-    def _place(self, text: bytes) -> tuple[str, str, bool]:
-        return _place(self.reader, self.template, self._apache, text)
-
-    def _resolve(self, text: bytes) -> tuple[str, str]:
-        """``(partition, "")`` of a timestamp text the regex found, or ``("", reason)``; caches partitions."""
-        path, reason, minute = self._place(text)
-        if not path:
-            return "", reason
-        if self._apache:
-            if not minute:
-                return path, ""
-            cache, key = self._minutes, text[:17] + text[20:]
-        else:
-            cache, key = self._paths, text
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[key] = path
-        return path, ""
 
     def split(self, values: Sequence[bytes | None]) -> tuple[dict[str, list[bytes]], list[tuple[int, str]]]:
         """``({path: lines in order}, [(index, reason), ...])`` for ``values`` (tombstones are skipped)."""
@@ -257,43 +233,6 @@ class EventTimePartitioner:
         """:meth:`split` by the format's regex in Python's ``re`` (for a regex of the user's own)."""
         buckets: dict[str, list[bytes]] = {}
         bad: list[tuple[int, str]] = []
-        if self._apache:
-            # Apache's [dd/Mon/yyyy:HH:MM:SS +zzzz]: partitions are at least a minute wide, so the text without
-            # its seconds finds the path (sparse historical logs have few lines per second, many per minute).
-            # Each '[' of the line in turn, as the regex tries them: a '[' whose minute is known needs only ':'
-            # and two digits of seconds to be the regex's match there; any other is matched by the regex itself.
-            minutes, match, resolve, no_match = (
-                self._minutes,
-                self.reader.match,
-                self._resolve,
-                self._no_match,
-            )
-            reason = ""
-            for i, v in enumerate(values):
-                if v is None:
-                    continue
-                j = v.find(b"[")
-                while j >= 0:
-                    if v[j + 27 : j + 28] == b"]":
-                        path = minutes.get(v[j + 1 : j + 18] + v[j + 21 : j + 27])
-                        if path is not None and v[j + 18 : j + 21] in _COLON_SECONDS:
-                            break
-                        if match(v, j):
-                            path, reason = resolve(v[j + 1 : j + 27])
-                            break
-                    j = v.find(b"[", j + 1)
-                else:
-                    bad.append((i, no_match))
-                    continue
-                if not path:
-                    bad.append((i, reason))
-                    continue
-                bucket = buckets.get(path)
-                if bucket is None:
-                    buckets[path] = [v]
-                else:
-                    bucket.append(v)
-            return buckets, bad
         paths, text_of = self._paths, self.reader.text
         for i, v in enumerate(values):
             if v is None:
@@ -304,10 +243,13 @@ class EventTimePartitioner:
                 continue
             path = paths.get(t) or ""
             if not path:
-                path, reason = self._resolve(t)
+                path, reason = _place(self.reader, self.template, t)
                 if not path:
                     bad.append((i, reason))
                     continue
+                if len(paths) >= _CACHE_LIMIT:
+                    paths.clear()
+                paths[t] = path
             bucket = buckets.get(path)
             if bucket is None:
                 buckets[path] = [v]

@@ -269,6 +269,171 @@ fn digits(size: &[u8]) -> &[u8] {
     &size[first..]
 }
 
+// -- Apache time ----------------------------------------------------------------------------------------------
+// The one implementation of reading Apache's `dd/Mon/yyyy:HH:MM:SS +zzzz` and of writing UTC text: the Python
+// reader (`EventTimeReader`) and `iso_utc` call these functions, and the document and split paths use them here.
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+];
+
+/// Why a text is not an Apache time (the messages are `EventTimeReader`'s reasons' last part).
+#[derive(Debug, PartialEq)]
+enum NotApache {
+    Shape,
+    Month([u8; 3]),
+    Day,
+    Zone,
+    TimeOfDay,
+}
+
+impl NotApache {
+    fn message(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(match self {
+            NotApache::Shape => "not dd/Mon/yyyy:HH:MM:SS +zzzz".to_owned(),
+            NotApache::Month(m) => {
+                // Python's f"unknown month {m.decode('ascii', 'backslashreplace')!r}"
+                let decoded: String = m
+                    .iter()
+                    .map(|&b| {
+                        if b < 0x80 {
+                            (b as char).to_string()
+                        } else {
+                            format!("\\x{b:02x}")
+                        }
+                    })
+                    .collect();
+                format!("unknown month {}", pyo3::types::PyString::new(py, &decoded).repr()?)
+            }
+            NotApache::Day => "day out of range".to_owned(),
+            NotApache::Zone => "zone offset out of range".to_owned(),
+            NotApache::TimeOfDay => "time of day out of range".to_owned(),
+        })
+    }
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a date of the proleptic Gregorian calendar (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day since 1970-01-01 (`civil_from_days`): `(year, month, day)`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+fn two(t: &[u8], at: usize) -> Option<i64> {
+    let (a, b) = (t[at], t[at + 1]);
+    (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+}
+
+/// UTC epoch seconds of an Apache time text, read exactly as strptime's `%d/%b/%Y:%H:%M:%S %z` reads it (ASCII
+/// digits, the month's name in any case) and second 60 (a leap second, the next minute's first).
+fn apache_epoch(t: &[u8]) -> Result<i64, NotApache> {
+    use NotApache::*;
+    if t.len() != 26 || t[11] != b':' || t[14] != b':' || t[17] != b':' {
+        return Err(Shape);
+    }
+    let (Some(hh), Some(mm), Some(ss)) = (two(t, 12), two(t, 15), two(t, 18)) else {
+        return Err(Shape);
+    };
+    if t[2] != b'/' || t[6] != b'/' || t[20] != b' ' || !(t[21] == b'+' || t[21] == b'-') {
+        return Err(Shape);
+    }
+    let (Some(day), Some(y1), Some(y2), Some(zh), Some(zm)) =
+        (two(t, 0), two(t, 7), two(t, 9), two(t, 22), two(t, 24))
+    else {
+        return Err(Shape);
+    };
+    let name = [t[3], t[4], t[5]];
+    let lower = name.map(|b| b.to_ascii_lowercase());
+    let Some(month) = MONTHS.iter().position(|m| **m == lower) else {
+        return Err(Month(name));
+    };
+    let (month, year) = (month as u32 + 1, y1 * 100 + y2);
+    if year < 1 || day < 1 || day > i64::from(days_in_month(year, month)) {
+        return Err(Day);
+    }
+    if zh > 23 || zm > 59 {
+        return Err(Zone);
+    }
+    let offset = (zh * 3600 + zm * 60) * if t[21] == b'-' { -1 } else { 1 };
+    if hh > 23 || mm > 59 || ss > 60 {
+        return Err(TimeOfDay);
+    }
+    Ok(days_from_civil(year, month, day as u32) * 86_400 - offset + hh * 3600 + mm * 60 + ss)
+}
+
+/// Append `2015-10-28T14:03:07Z` of a UTC epoch second, or return its year when that is not 1 to 9999.
+fn write_iso_utc(out: &mut Vec<u8>, epoch: i64) -> Result<(), i64> {
+    let (days, second) = (epoch.div_euclid(86_400), epoch.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    if !(1..=9999).contains(&year) {
+        return Err(year);
+    }
+    let text = [
+        (year, 4, b'-'),
+        (i64::from(month), 2, b'-'),
+        (i64::from(day), 2, b'T'),
+        (second / 3600, 2, b':'),
+        (second / 60 % 60, 2, b':'),
+        (second % 60, 2, b'Z'),
+    ];
+    for (n, width, after) in text {
+        let mut digits = [b'0'; 4];
+        let mut n = n;
+        for d in digits[..width].iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.extend_from_slice(&digits[..width]);
+        out.push(after);
+    }
+    Ok(())
+}
+
+/// UTC epoch seconds of an Apache time text ``dd/Mon/yyyy:HH:MM:SS +zzzz``; ValueError (the reason) if not one.
+#[pyfunction(name = "apache_epoch")]
+fn py_apache_epoch(py: Python<'_>, text: &[u8]) -> PyResult<i64> {
+    apache_epoch(text).or_else(|e| Err(PyValueError::new_err(e.message(py)?)))
+}
+
+/// ``2015-10-28T14:03:07Z`` of UTC epoch seconds; ValueError for a time outside the years 1 to 9999.
+#[pyfunction(name = "iso_utc")]
+fn py_iso_utc(epoch: i64) -> PyResult<String> {
+    let mut out = Vec::with_capacity(20);
+    write_iso_utc(&mut out, epoch)
+        .map_err(|year| PyValueError::new_err(format!("year {year} is not in 1-9999")))?;
+    Ok(String::from_utf8(out).expect("ASCII"))
+}
+
 /// The cached pieces of a parser (one per `AccessLogParser`); see the module's documentation.
 #[pyclass(module = "airflow_provider_logtap._kernel")]
 struct Documents {
@@ -284,6 +449,8 @@ struct Documents {
     vhost: Pieces,
     request: Pieces,
     index_of: Option<Pieces>,
+    /// Apache time texts are read here (the stamp piece is not asked for): the reader's epoch bounds.
+    apache_bounds: Option<(i64, i64)>,
 }
 
 impl Documents {
@@ -308,7 +475,20 @@ impl Documents {
                 }
             };
         }
-        piece!(stamp, c.ts);
+        match self.apache_bounds {
+            Some((first, end)) => match apache_epoch(c.ts) {
+                Ok(epoch) if first <= epoch && epoch < end => {
+                    out.extend_from_slice(b"{\"@timestamp\":\"");
+                    if write_iso_utc(out, epoch).is_err() {
+                        out.truncate(mark);
+                        return Ok(false);
+                    }
+                    out.extend_from_slice(b"\",\"message\":");
+                }
+                _ => return Ok(false), // the Python way gives the reason
+            },
+            None => piece!(stamp, c.ts),
+        }
         json_string(out, line);
         piece!(source, c.host);
         // a size of up to 18 digits is below the parser's MAX_SIZE (2**63 - 1); a longer one is the Python way's
@@ -379,13 +559,17 @@ impl Documents {
     ///     ``agent``, ``user``, ``vhost``: ``make(value)`` is the piece's bytes or None (the request's: a tuple
     ///     ``(url, opening, middle)`` or None).
     /// :param limit: cached values per field; a full cache starts again.
+    /// :param apache_bounds: ``(first, end)``: timestamps are Apache's, read here (see :func:`apache_epoch`) and
+    ///     taken when their UTC epoch is in ``[first, end)``; ``stamp`` is then not asked. None: ``stamp`` makes
+    ///     the piece of every timestamp text.
     #[new]
-    #[pyo3(signature = (*, three, four, pieces, limit))]
+    #[pyo3(signature = (*, three, four, pieces, limit, apache_bounds=None))]
     fn new(
         three: bool,
         four: bool,
         pieces: &Bound<'_, pyo3::types::PyDict>,
         limit: usize,
+        apache_bounds: Option<(i64, i64)>,
     ) -> PyResult<Self> {
         let take = |name: &str| -> PyResult<Py<PyAny>> {
             pieces
@@ -406,6 +590,7 @@ impl Documents {
             vhost: Pieces::new(take("vhost")?),
             request: Pieces::new(take("request")?),
             index_of: None,
+            apache_bounds,
         })
     }
 
@@ -523,60 +708,42 @@ enum Place {
 
 /// Splits lines by the partition of their own event time (see `EventTimePartitioner`): the format's regex finds
 /// each line's timestamp text, and `place(text)` (the partitioner's Python rules) says where the lines of that
-/// text go, once per distinct text, or once per minute where it says the whole minute goes to one partition.
+/// text go, once per distinct text. Apache texts are read here (`apache_epoch`) and placed per UTC minute:
+/// `minute_place(minute)` says once per minute which partition has all of it (or that none does: then the text's
+/// own `place`).
 #[pyclass(module = "airflow_provider_logtap._kernel")]
 struct Splitter {
     regex: regex::bytes::Regex,
     group: usize,
-    minutes_of_apache: bool,
     place: Py<PyAny>,
+    minute_place: Option<Py<PyAny>>,
     no_match: Py<PyAny>,
     limit: usize,
     texts: FxHashMap<Vec<u8>, Place>,
-    minutes: FxHashMap<[u8; 23], Place>,
+    minutes: FxHashMap<i64, Option<Place>>,
     paths: Vec<Py<PyAny>>,
     path_numbers: FxHashMap<String, u32>,
     reasons: Vec<Py<PyAny>>,
 }
 
 impl Splitter {
-    /// The minute key of an Apache text ``dd/Mon/yyyy:HH:MM:SS +zzzz`` (the seconds cut out), when its seconds are
-    /// 00-59.
-    fn minute_key(text: &[u8]) -> Option<[u8; 23]> {
-        if text.len() != 26
-            || text[17] != b':'
-            || !(b'0'..=b'5').contains(&text[18])
-            || !text[19].is_ascii_digit()
-        {
-            return None;
+    /// The number of a partition path (a Python `str`), the same for the same text.
+    fn path_number(&mut self, path: Bound<'_, PyAny>) -> PyResult<u32> {
+        let text: String = path.extract()?;
+        if let Some(&k) = self.path_numbers.get(&text) {
+            return Ok(k);
         }
-        let mut key = [0u8; 23];
-        key[..17].copy_from_slice(&text[..17]);
-        key[17..].copy_from_slice(&text[20..]);
-        Some(key)
+        let k = self.paths.len() as u32;
+        self.paths.push(path.unbind());
+        self.path_numbers.insert(text, k);
+        Ok(k)
     }
 
-    fn learn(&mut self, py: Python<'_>, text: &[u8]) -> PyResult<Place> {
+    fn learn_text(&mut self, py: Python<'_>, text: &[u8]) -> PyResult<Place> {
         let made = self.place.call1(py, (PyBytes::new(py, text),))?;
-        let (path, reason, minute): (Option<Py<PyAny>>, Option<Py<PyAny>>, bool) =
-            made.extract(py)?;
-        if self.texts.len() + self.minutes.len() >= self.limit {
-            self.texts.clear();
-            self.minutes.clear();
-            self.paths.clear();
-            self.reasons.clear();
-        }
+        let (path, reason): (Option<Bound<'_, PyAny>>, Option<Py<PyAny>>) = made.extract(py)?;
         let place = match (path, reason) {
-            (Some(path), _) => {
-                let known = self
-                    .paths
-                    .iter()
-                    .position(|p| p.bind(py).eq(path.bind(py)).unwrap_or(false));
-                Place::Path(known.unwrap_or_else(|| {
-                    self.paths.push(path);
-                    self.paths.len() - 1
-                }) as u32)
-            }
+            (Some(path), _) => Place::Path(self.path_number(path)?),
             (None, Some(reason)) => {
                 self.reasons.push(reason);
                 Place::Reason((self.reasons.len() - 1) as u32)
@@ -587,14 +754,23 @@ impl Splitter {
                 ))
             }
         };
-        match (minute, Self::minute_key(text)) {
-            (true, Some(key)) if self.minutes_of_apache => {
-                self.minutes.insert(key, place);
-            }
-            _ => {
-                self.texts.insert(text.to_vec(), place);
-            }
+        self.texts.insert(text.to_vec(), place);
+        Ok(place)
+    }
+
+    /// The place of every second of the UTC minute `minute` (epoch // 60), or None (ask per text).
+    fn minute(&mut self, py: Python<'_>, minute: i64) -> PyResult<Option<Place>> {
+        if let Some(&known) = self.minutes.get(&minute) {
+            return Ok(known);
         }
+        let ask = self.minute_place.as_ref().expect("apache texts only").bind(py);
+        let path = ask.call1((minute * 60,))?;
+        let place = if path.is_none() {
+            None
+        } else {
+            Some(Place::Path(self.path_number(path)?))
+        };
+        self.minutes.insert(minute, place);
         Ok(place)
     }
 }
@@ -603,17 +779,18 @@ impl Splitter {
 impl Splitter {
     /// :param regex: the format's regex (one of the built-in formats'; Python's and Rust's syntax agree there).
     /// :param group: the regex group that is the timestamp text (0: the whole match).
-    /// :param minutes_of_apache: texts are Apache's, and ``place`` may say a whole minute has one partition.
-    /// :param place: ``place(text)`` -> ``(path, None, minute)`` or ``(None, reason, False)``.
+    /// :param place: ``place(text)`` -> ``(path, None)`` or ``(None, reason)``.
+    /// :param minute_place: texts are Apache's: ``minute_place(epoch)`` -> the path of every second of the UTC
+    ///     minute starting at ``epoch``, or None where they have not all one (None: texts are not Apache's).
     /// :param no_match: the reason of a line the regex finds nothing in.
-    /// :param limit: distinct texts (and minutes) kept; full, the cache starts again.
+    /// :param limit: distinct texts (and minutes) kept; full, the caches start again before the next batch.
     #[new]
-    #[pyo3(signature = (*, regex, group, minutes_of_apache, place, no_match, limit))]
+    #[pyo3(signature = (*, regex, group, place, minute_place, no_match, limit))]
     fn new(
         regex: &str,
         group: usize,
-        minutes_of_apache: bool,
         place: Py<PyAny>,
+        minute_place: Option<Py<PyAny>>,
         no_match: Py<PyAny>,
         limit: usize,
     ) -> PyResult<Self> {
@@ -623,8 +800,8 @@ impl Splitter {
         Ok(Splitter {
             regex,
             group,
-            minutes_of_apache,
             place,
+            minute_place,
             no_match,
             limit: limit.max(1),
             texts: FxHashMap::default(),
@@ -642,38 +819,40 @@ impl Splitter {
         values: &Bound<'py, PyList>,
     ) -> PyResult<(Bound<'py, pyo3::types::PyDict>, Bound<'py, PyList>)> {
         if self.texts.len() + self.minutes.len() + self.reasons.len() >= self.limit {
-            // full: start again (between batches, so that a batch's numbers of paths stay)
+            // full: start again, between batches only (a batch's lines are kept by their paths' numbers)
             self.texts.clear();
             self.minutes.clear();
             self.paths.clear();
             self.path_numbers.clear();
             self.reasons.clear();
         }
+        let apache = self.minute_place.is_some();
         let mut lines: Vec<Vec<Bound<'py, PyAny>>> = Vec::new();
         let bad = PyList::empty(py);
         let mut captures = self.regex.capture_locations();
-        let mut seen_paths = 0;
         for (i, value) in values.iter().enumerate() {
             let Ok(bytes) = value.cast::<PyBytes>() else {
                 continue;
             };
             let line = bytes.as_bytes();
-            let Some(_) = self.regex.captures_read(&mut captures, line) else {
-                bad.append((i, self.no_match.bind(py)))?;
-                continue;
-            };
-            let Some((start, end)) = captures.get(self.group) else {
+            let found = self
+                .regex
+                .captures_read(&mut captures, line)
+                .and_then(|_| captures.get(self.group));
+            let Some((start, end)) = found else {
                 bad.append((i, self.no_match.bind(py)))?;
                 continue;
             };
             let text = &line[start..end];
-            let known = match (self.minutes_of_apache, Self::minute_key(text)) {
-                (true, Some(key)) => self.minutes.get(&key).copied(),
-                _ => None,
-            };
-            let place = match known.or_else(|| self.texts.get(text).copied()) {
+            let mut place = None;
+            if apache {
+                if let Ok(epoch) = apache_epoch(text) {
+                    place = self.minute(py, epoch.div_euclid(60))?;
+                }
+            }
+            let place = match place.or_else(|| self.texts.get(text).copied()) {
                 Some(place) => place,
-                None => self.learn(py, text)?,
+                None => self.learn_text(py, text)?,
             };
             match place {
                 Place::Path(k) => {
@@ -682,13 +861,12 @@ impl Splitter {
                         lines.resize_with(k + 1, Vec::new);
                     }
                     lines[k].push(value);
-                    seen_paths = seen_paths.max(k + 1);
                 }
                 Place::Reason(k) => bad.append((i, self.reasons[k as usize].bind(py)))?,
             }
         }
         let buckets = pyo3::types::PyDict::new(py);
-        for (k, found) in lines.into_iter().enumerate().take(seen_paths) {
+        for (k, found) in lines.into_iter().enumerate() {
             if !found.is_empty() {
                 buckets.set_item(self.paths[k].bind(py), PyList::new(py, found)?)?;
             }
@@ -733,6 +911,8 @@ fn frame<'py>(py: Python<'py>, lines: &Bound<'py, PyList>) -> PyResult<(Bound<'p
 #[pymodule]
 fn _kernel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame, m)?)?;
+    m.add_function(wrap_pyfunction!(py_apache_epoch, m)?)?;
+    m.add_function(wrap_pyfunction!(py_iso_utc, m)?)?;
     m.add_class::<Documents>()?;
     m.add_class::<Splitter>()?;
     Ok(())

@@ -4,7 +4,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_logtap.core.eventtime import (
@@ -393,3 +393,134 @@ def test_every_path_a_template_makes_is_a_partition_of_it(moment: datetime, temp
     segments = path.split("/")
     for n in range(1, len(segments) + 1):
         assert tpl.check_partition("/".join(segments[:n])) == "/".join(segments[:n])
+
+
+# --- Apache time and UTC text in the kernel (issue 16): the one implementation, against strptime ---------------
+
+
+def _mostly(valid: st.SearchStrategy[str], *noise: str) -> st.SearchStrategy[str]:
+    """``valid`` seven times in eight, else one of ``noise``: most texts are times, each part is sometimes not."""
+    return st.tuples(st.integers(0, 7), valid, st.sampled_from(noise)).map(
+        lambda t: t[2] if t[0] == 7 else t[1]
+    )
+
+
+def _number(low: int, high: int, width: int = 2) -> st.SearchStrategy[str]:
+    return st.integers(low, high).map(lambda n: f"{n:0{width}d}")
+
+
+_day = _mostly(_number(1, 31), "00", "32", "٣1", " 7", "7x")
+_month = _mostly(st.sampled_from([*MONTHS, "oct", "FEB", "dEc"]), "Okt", "O-t", "\xe9ct", "a'b", 'a"b')
+_year = _mostly(_number(1, 9999, 4), "0000", "201٣", "20x5", "10000")
+_hour = _mostly(_number(0, 23), "24", "٣1", "+1")
+_minute = _mostly(_number(0, 59), "60", " 3")
+_second = _mostly(_number(0, 60), "61", "99", "٣7")
+_zone = _mostly(
+    st.builds(
+        lambda s, h, m: f"{s}{h:02d}{m:02d}", st.sampled_from("+-"), st.integers(0, 23), st.integers(0, 59)
+    ),
+    "+2400",
+    "-0060",
+    "0000",
+    "+000",
+    "+00:00",
+    "Z0000",
+)
+_colon = _mostly(st.just(":"), "-", " ", "::")
+
+
+@st.composite
+def apache_texts(draw: st.DrawFn) -> bytes:
+    day, month, year = draw(_day), draw(_month), draw(_year)
+    hh, mm, ss = draw(_hour), draw(_minute), draw(_second)
+    c1, c2, c3 = draw(_colon), draw(_colon), draw(_colon)
+    slash = draw(_mostly(st.just("/"), "-", ""))
+    space = draw(_mostly(st.just(" "), "\t", ""))
+    text = f"{day}{slash}{month}/{year}{c1}{hh}{c2}{mm}{c3}{ss}{space}{draw(_zone)}"
+    return text.encode("utf-8", "surrogateescape")
+
+
+_DIGIT_PLACES = (0, 1, 7, 8, 9, 10, 12, 13, 15, 16, 18, 19, 22, 23, 24, 25)
+
+
+def strptime_epoch(text: bytes) -> int | None:
+    """strptime's %d/%b/%Y:%H:%M:%S %z of a text of 26 bytes, one space and ASCII digits in every digit's place
+    (as Apache's %t writes it: strptime would also take a day " 7"), or None; a second 60 is the next minute's
+    first."""
+    t = text.decode("latin-1")
+    if len(text) != 26 or t[20] != " " or not all(t[i] in "0123456789" for i in _DIGIT_PLACES):
+        return None
+    leap = t[18:20] == "60"
+    try:
+        moment = datetime.strptime(t[:18] + "59" + t[20:] if leap else t, APACHE_FORMAT)
+    except ValueError:
+        return None
+    return int(moment.timestamp()) + leap
+
+
+@settings(max_examples=2000, deadline=None)
+@given(apache_texts())
+def test_the_kernels_apache_time_is_strptimes(text: bytes) -> None:
+    from airflow_provider_logtap._kernel import apache_epoch
+
+    expected = strptime_epoch(text)
+    try:
+        found: int | None = apache_epoch(text)
+    except ValueError as exc:
+        found = None
+        reason = str(exc)
+        assert (
+            reason
+            in (
+                "not dd/Mon/yyyy:HH:MM:SS +zzzz",
+                "day out of range",
+                "zone offset out of range",
+                "time of day out of range",
+            )
+            or reason == f"unknown month {text[3:6].decode('ascii', 'backslashreplace')!r}"
+        ), reason
+    assert found == expected, text
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (b"28/Okt/2015:14:03:07 +0000", "unknown month 'Okt'"),
+        (b"28/\xe9ct/2015:14:03:07 +0000", "unknown month '\\\\xe9ct'"),  # as Python's repr writes it
+        (b"28/a'b/2015:14:03:07 +0000", 'unknown month "a\'b"'),
+        (b"29/Feb/2015:14:03:07 +0000", "day out of range"),
+        (b"28/Oct/2015:24:03:07 +0000", "time of day out of range"),
+        (b"28/Oct/2015:14:03:07 +2400", "zone offset out of range"),
+        (b"28/Oct/2015:14:03:07 +000", "not dd/Mon/yyyy:HH:MM:SS +zzzz"),
+    ],
+)
+def test_the_reasons_name_what_is_wrong(text: bytes, reason: str) -> None:
+    found = EventTimeReader().convert(text)
+    assert (
+        found == f"timestamp {text.decode('utf-8', 'backslashreplace')!r} does not match 'apache' ({reason})"
+    )
+
+
+def test_leap_years_and_second_sixty() -> None:
+    read = EventTimeReader().convert
+    assert read(b"29/Feb/2016:00:00:00 +0000") == 1456704000
+    assert read(b"29/Feb/2000:00:00:00 +0000") == 951782400
+    assert "day out of range" in str(read(b"29/Feb/1900:00:00:00 +0000"))
+    assert read(b"31/Dec/2016:23:59:60 +0000") == read(b"01/Jan/2017:00:00:00 +0000")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(-62135596800, 253402300799))  # 0001-01-01 to 9999-12-31 23:59:59
+def test_iso_utc_is_what_datetime_writes(epoch: int) -> None:
+    from airflow_provider_logtap.core.accesslog import iso_utc
+
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=epoch)
+    assert iso_utc(epoch) == f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
+
+
+@pytest.mark.parametrize("epoch", [-62135596801, 253402300800, -(2**62)])
+def test_iso_utc_refuses_years_outside_1_to_9999(epoch: int) -> None:
+    from airflow_provider_logtap.core.accesslog import iso_utc
+
+    with pytest.raises(ValueError, match=r"year -?\d+ is not in 1-9999"):
+        iso_utc(epoch)

@@ -94,7 +94,16 @@ _host = mostly([b"203.0.113.9", b"2001:db8::1", b"[2001:db8::2]:8080", b"198.51.
 _ident = mostly([b"-"])
 _user = mostly([b"-", b"frank", b'""', b"\\x41", b"-"])
 _vhost = mostly([b"www.example.com:443", b"www.example.com", b"[::1]:80", b"-"])
-_stamp = mostly([b"28/Oct/2015:14:03:07 +0000", b"28/Oct/2015:06:03:07 -0800", b"01/Jan/1000:00:00:00 +0100"])
+_stamp = mostly(
+    [
+        b"28/Oct/2015:14:03:07 +0000",
+        b"28/Oct/2015:06:03:07 -0800",
+        b"01/Jan/1000:00:00:00 +0100",  # before the year 1000 in UTC: a reason
+        b"31/Dec/9999:23:59:59 -0100",  # after 9999 in UTC: a reason
+        b"31/dec/2016:23:59:60 +0000",  # a leap second (the next day), the month in lower case
+        b"29/Feb/2015:14:03:07 +0000",  # no such day
+    ]
+)
 _request = mostly(
     [b"GET / HTTP/1.1", b"-", b"\\x16\\x03\\x01", b"POST /a b HTTP/2.0", b"GET /", b"get /x?q=\\xe9"]
 )
@@ -220,6 +229,36 @@ def test_the_kernels_split_is_the_python_split(name: str, values: list[bytes | N
         assert kernel._kernel is not None
         for batch in (values, values[::-1]):  # the second from the caches
             assert kernel.split(batch) == python.split_in_python(batch)
+
+
+@pytest.mark.parametrize("name", ["apache", "iso8601"])
+def test_a_full_cache_starts_again_between_batches_only(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More distinct texts (and minutes) in one batch than the cache keeps: every line still in its partition."""
+    import airflow_provider_logtap.core.partitions as partitions
+
+    monkeypatch.setattr(partitions, "_CACHE_LIMIT", 3)
+    stamp = "[%02d/Oct/2015:%02d:03:07 +0000]" if name == "apache" else "2015-10-%02dT%02d:03:07Z"
+    batch: list[bytes | None] = [f"x {stamp % (1 + i % 9, i % 24)} y".encode() for i in range(40)]
+    kernel = EventTimePartitioner(EventTimeReader(TimeFormat.named(name)), PartitionTemplate())
+    python = EventTimePartitioner(EventTimeReader(TimeFormat.named(name)), PartitionTemplate())
+    for _ in range(3):
+        found = kernel.split(batch)
+        assert found == python.split_in_python(batch)
+        assert sum(map(len, found[0].values())) == 40 and len(found[0]) == len(set(found[0])) > 3
+
+
+@pytest.mark.parametrize(
+    "time_format", [TimeFormat.named("iso8601"), TimeFormat(date_format="%d/%b/%Y:%H:%M:%S %z")]
+)
+def test_a_parser_of_another_time_format_asks_its_stamps(time_format: TimeFormat) -> None:
+    parser = AccessLogParser(time_format=time_format)
+    assert (parser._engine.apache_bounds is None) == (time_format.date_format == "iso8601")
+    values: list[bytes | None] = [
+        b'1.2.3.4 - - [2015-10-28T14:03:07Z] "GET / HTTP/1.1" 200 5 "-" "-"',
+        b'1.2.3.4 - - [28/Oct/2015:14:03:07 +0000] "GET / HTTP/1.1" 200 5 "-" "-"',
+        b'1.2.3.4 - - [2015-10-28T14:03:07+01:00] "GET / HTTP/1.1" 200 5 "-" "-"',
+    ]
+    assert assert_parity(parser, values) == 1 + (time_format.date_format == "iso8601")
 
 
 def test_a_regex_of_the_users_own_splits_in_python() -> None:
