@@ -698,6 +698,41 @@ impl Documents {
     }
 }
 
+/// `(length, group start, group end)` of a pattern whose every match has the same length and its `group` the
+/// same offsets in it (a concatenation of fixed-length parts, the group one of them), or None.
+fn fixed_group(pattern: &str, group: usize) -> Option<(usize, usize, usize)> {
+    use regex_syntax::hir::{Hir, HirKind};
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let fixed = |h: &Hir| {
+        let p = h.properties();
+        match (p.minimum_len(), p.maximum_len()) {
+            (Some(low), Some(high)) if low == high => Some(low),
+            _ => None,
+        }
+    };
+    let len = fixed(&hir)?;
+    if group == 0 {
+        return Some((len, 0, len));
+    }
+    let items = match hir.kind() {
+        HirKind::Concat(items) => items.as_slice(),
+        _ => std::slice::from_ref(&hir),
+    };
+    let mut at = 0;
+    for item in items {
+        let n = fixed(item)?;
+        if matches!(item.kind(), HirKind::Capture(c) if c.index as usize == group) {
+            return Some((len, at, at + n));
+        }
+        at += n;
+    }
+    None
+}
+
 /// Where a timestamp text's lines go: a partition (an index into `Splitter::paths`) or a reason (its index into
 /// `Splitter::reasons`).
 #[derive(Clone, Copy)]
@@ -715,6 +750,9 @@ enum Place {
 struct Splitter {
     regex: regex::bytes::Regex,
     group: usize,
+    /// `(length, group start, group end)` when every match of the regex has one length and the group the same
+    /// offsets in it: the leftmost match is then the one that ends first, found without captures.
+    fixed: Option<(usize, usize, usize)>,
     place: Py<PyAny>,
     minute_place: Option<Py<PyAny>>,
     no_match: Py<PyAny>,
@@ -794,12 +832,14 @@ impl Splitter {
         no_match: Py<PyAny>,
         limit: usize,
     ) -> PyResult<Self> {
-        let regex = regex::bytes::Regex::new(&format!("(?-u){regex}")).map_err(|e| {
+        let pattern = format!("(?-u){regex}");
+        let regex = regex::bytes::Regex::new(&pattern).map_err(|e| {
             PyValueError::new_err(format!("the kernel cannot compile {regex:?}: {e}"))
         })?;
         Ok(Splitter {
             regex,
             group,
+            fixed: fixed_group(&pattern, group),
             place,
             minute_place,
             no_match,
@@ -835,10 +875,16 @@ impl Splitter {
                 continue;
             };
             let line = bytes.as_bytes();
-            let found = self
-                .regex
-                .captures_read(&mut captures, line)
-                .and_then(|_| captures.get(self.group));
+            let found = match self.fixed {
+                Some((len, from, to)) => self
+                    .regex
+                    .shortest_match(line)
+                    .map(|end| (end - len + from, end - len + to)),
+                None => self
+                    .regex
+                    .captures_read(&mut captures, line)
+                    .and_then(|_| captures.get(self.group)),
+            };
             let Some((start, end)) = found else {
                 bad.append((i, self.no_match.bind(py)))?;
                 continue;
@@ -927,6 +973,29 @@ mod tests {
         let mut out = Vec::new();
         json_string(&mut out, b"a\"b\\c\x01\n\x1f\x7f");
         assert_eq!(out, b"\"a\\\"b\\\\c\\u0001\\n\\u001f\x7f\"".to_vec());
+    }
+
+    #[test]
+    fn fixed_groups() {
+        let apache = r"(?-u)\[(\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\]";
+        assert_eq!(fixed_group(apache, 1), Some((28, 1, 27)));
+        assert_eq!(fixed_group(apache, 0), Some((28, 0, 28)));
+        assert_eq!(fixed_group(r"(?-u)\b(\d{12,13})\b", 1), None);
+        assert_eq!(fixed_group(r"(?-u)a(?:b(c))d", 1), Some((4, 2, 3))); // (?:...) is no part of its own
+        assert_eq!(fixed_group(r"(?-u)a((b)c)d", 2), None); // inside another group: the captures' way
+        assert_eq!(fixed_group(r"(?-u)a(b|cd)", 1), None);
+        assert_eq!(fixed_group(r"(?-u)(ab)", 1), Some((2, 0, 2)));
+    }
+
+    #[test]
+    fn apache_and_iso() {
+        assert_eq!(apache_epoch(b"28/Oct/2015:14:03:20 +0000"), Ok(1_446_041_000));
+        assert_eq!(apache_epoch(b"28/Oct/2015:06:03:20 -0800"), Ok(1_446_041_000));
+        assert_eq!(apache_epoch(b"28/Okt/2015:06:03:20 -0800"), Err(NotApache::Month(*b"Okt")));
+        let mut out = Vec::new();
+        assert_eq!(write_iso_utc(&mut out, 1_446_041_000), Ok(()));
+        assert_eq!(out, b"2015-10-28T14:03:20Z");
+        assert_eq!(civil_from_days(days_from_civil(1, 1, 1)), (1, 1, 1));
     }
 
     #[test]
