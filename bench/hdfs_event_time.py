@@ -60,9 +60,9 @@ def main() -> int:
             part, n = partitioner(), 0
             with _Spools(ArchiveFormat(compression="none", max_bytes=None)) as spools:
                 for batch in batches():
-                    buckets, _bad = part.split(batch.values)
-                    spools.add(buckets, batch.nbytes())
-                    n += sum(map(len, buckets.values()))
+                    blocks, bad = part.split_joined(batch.values)
+                    spools.add(blocks, batch.nbytes())
+                    n += len(batch.values) - batch.values.count(None) - len(bad)
                 spools.paths()  # the last flush
             return n
 

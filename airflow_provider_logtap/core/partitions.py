@@ -227,6 +227,15 @@ class EventTimePartitioner:
                 return self._kernel.split(values if isinstance(values, list) else list(values))
         return self.split_in_python(values)
 
+    def split_joined(self, values: Sequence[bytes | None]) -> tuple[dict[str, bytes], list[tuple[int, str]]]:
+        """:meth:`split` with each partition's lines as one block, every line followed by ``\\n`` (what a
+        partition file holds; the kernel copies it without the GIL)."""
+        if self._kernel is not None:
+            with self._turn:
+                return self._kernel.split_joined(values if isinstance(values, list) else list(values))
+        buckets, bad = self.split_in_python(values)
+        return {path: b"\n".join([*lines, b""]) for path, lines in buckets.items()}, bad
+
     def split_in_python(
         self, values: Sequence[bytes | None]
     ) -> tuple[dict[str, list[bytes]], list[tuple[int, str]]]:

@@ -473,8 +473,8 @@ class HdfsEventTimeSink:
         tally = _Tally()
         for batch in batches:
             values = batch.values
-            buckets, rejects = self.partitioner.split(values)
-            spools.add(buckets, batch.nbytes())
+            blocks, rejects = self.partitioner.split_joined(values)
+            spools.add(blocks, batch.nbytes())
             for i, reason in rejects:
                 value = values[i]
                 assert value is not None
@@ -715,24 +715,25 @@ class _Spools:
         if self._dead is not None:
             self._dead.close()
 
-    def add(self, buckets: dict[str, list[bytes]], nbytes: int) -> None:
-        """Add a batch's lines per partition (``nbytes``: their size, to keep memory within the budget)."""
+    def add(self, blocks: dict[str, bytes], nbytes: int) -> None:
+        """Add a batch's lines per partition, a block each (every line followed by ``\\n``; ``nbytes``: their
+        size, to keep memory within the budget)."""
         pending = self._pending
-        for path, lines in buckets.items():
+        for path, block in blocks.items():
             if path in pending:
-                pending[path].extend(lines)
+                pending[path].append(block)
             else:
-                pending[path] = lines
+                pending[path] = [block]
         self._pending_bytes += nbytes
         if self._pending_bytes >= self.budget:
             self._flush()
 
     def _flush(self) -> None:
-        for path, lines in self._pending.items():
+        for path, blocks in self._pending.items():
             spool = self._files.get(path)
             if spool is None:
                 spool = self._files[path] = _CompressedSpool(self.format)
-            spool.write(b"\n".join([*lines, b""]))
+            spool.write(b"".join(blocks))
         self._pending = {}
         self._pending_bytes = 0
 

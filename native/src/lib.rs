@@ -858,6 +858,40 @@ impl Splitter {
         py: Python<'py>,
         values: &Bound<'py, PyList>,
     ) -> PyResult<(Bound<'py, pyo3::types::PyDict>, Bound<'py, PyList>)> {
+        let (lines, bad) = self.place_all(py, values)?;
+        let buckets = pyo3::types::PyDict::new(py);
+        for (k, found) in lines.into_iter().enumerate() {
+            if !found.is_empty() {
+                buckets.set_item(self.paths[k].bind(py), PyList::new(py, found)?)?;
+            }
+        }
+        Ok((buckets, bad))
+    }
+
+    /// ``({path: block}, [(index, reason), ...])``: :meth:`split` with each partition's lines joined into one
+    /// block, every line followed by ``\n`` (copied without the GIL).
+    fn split_joined<'py>(
+        &mut self,
+        py: Python<'py>,
+        values: &Bound<'py, PyList>,
+    ) -> PyResult<(Bound<'py, pyo3::types::PyDict>, Bound<'py, PyList>)> {
+        let (lines, bad) = self.place_all(py, values)?;
+        let blocks = pyo3::types::PyDict::new(py);
+        for (k, found) in lines.into_iter().enumerate() {
+            if !found.is_empty() {
+                let slices: Vec<&[u8]> = found.iter().map(|b| b.as_bytes()).collect();
+                blocks.set_item(self.paths[k].bind(py), joined(py, &slices)?)?;
+            }
+        }
+        Ok((blocks, bad))
+    }
+}
+
+/// Lines per path number, and the `(index, reason)` of the others.
+type Placed<'py> = (Vec<Vec<Bound<'py, PyBytes>>>, Bound<'py, PyList>);
+
+impl Splitter {
+    fn place_all<'py>(&mut self, py: Python<'py>, values: &Bound<'py, PyList>) -> PyResult<Placed<'py>> {
         if self.texts.len() + self.minutes.len() + self.reasons.len() >= self.limit {
             // full: start again, between batches only (a batch's lines are kept by their paths' numbers)
             self.texts.clear();
@@ -867,11 +901,11 @@ impl Splitter {
             self.reasons.clear();
         }
         let apache = self.minute_place.is_some();
-        let mut lines: Vec<Vec<Bound<'py, PyAny>>> = Vec::new();
+        let mut lines: Vec<Vec<Bound<'py, PyBytes>>> = Vec::new();
         let bad = PyList::empty(py);
         let mut captures = self.regex.capture_locations();
         for (i, value) in values.iter().enumerate() {
-            let Ok(bytes) = value.cast::<PyBytes>() else {
+            let Ok(bytes) = value.cast_into::<PyBytes>() else {
                 continue;
             };
             let line = bytes.as_bytes();
@@ -906,19 +940,32 @@ impl Splitter {
                     if lines.len() <= k {
                         lines.resize_with(k + 1, Vec::new);
                     }
-                    lines[k].push(value);
+                    lines[k].push(bytes);
                 }
                 Place::Reason(k) => bad.append((i, self.reasons[k as usize].bind(py)))?,
             }
         }
-        let buckets = pyo3::types::PyDict::new(py);
-        for (k, found) in lines.into_iter().enumerate() {
-            if !found.is_empty() {
-                buckets.set_item(self.paths[k].bind(py), PyList::new(py, found)?)?;
-            }
-        }
-        Ok((buckets, bad))
+        Ok((lines, bad))
     }
+}
+
+/// Each slice into `buf` followed by a newline (`buf` has their lengths + 1 each).
+fn copy_lines(buf: &mut [u8], slices: &[&[u8]]) {
+    let mut at = 0;
+    for s in slices {
+        buf[at..at + s.len()].copy_from_slice(s);
+        buf[at + s.len()] = b'\n';
+        at += s.len() + 1;
+    }
+}
+
+/// ``b"\n".join(lines) + b"\n"`` of byte slices, copied without the GIL (their owners are held by the caller).
+fn joined<'py>(py: Python<'py>, slices: &[&[u8]]) -> PyResult<Bound<'py, PyBytes>> {
+    let total: usize = slices.iter().map(|s| s.len() + 1).sum();
+    PyBytes::new_with(py, total, |buf| {
+        py.detach(|| copy_lines(buf, slices));
+        Ok(())
+    })
 }
 
 /// The archive's framing of a block of lines: ``(b"\n".join(lines) + b"\n", embedded, utf8)``, ``embedded``
@@ -936,12 +983,7 @@ fn frame<'py>(py: Python<'py>, lines: &Bound<'py, PyList>) -> PyResult<(Bound<'p
     let mut utf8 = true;
     let data = PyBytes::new_with(py, total, |buf| {
         let (e, u) = py.detach(|| {
-            let mut at = 0;
-            for s in &slices {
-                buf[at..at + s.len()].copy_from_slice(s);
-                buf[at + s.len()] = b'\n';
-                at += s.len() + 1;
-            }
+            copy_lines(buf, &slices);
             (
                 memchr::memchr_iter(b'\n', buf).count() - slices.len(),
                 std::str::from_utf8(buf).is_ok(),

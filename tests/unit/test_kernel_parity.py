@@ -228,7 +228,10 @@ def test_the_kernels_split_is_the_python_split(name: str, values: list[bytes | N
         python = EventTimePartitioner(EventTimeReader(TimeFormat.named(name)), PartitionTemplate(template))
         assert kernel._kernel is not None
         for batch in (values, values[::-1]):  # the second from the caches
-            assert kernel.split(batch) == python.split_in_python(batch)
+            expected = python.split_in_python(batch)
+            assert kernel.split(batch) == expected
+            blocks = {path: b"".join(line + b"\n" for line in lines) for path, lines in expected[0].items()}
+            assert kernel.split_joined(batch) == (blocks, expected[1])
 
 
 @pytest.mark.parametrize("name", ["apache", "iso8601"])
@@ -267,6 +270,10 @@ def test_a_regex_of_the_users_own_splits_in_python() -> None:
     assert partitioner._kernel is None
     buckets, bad = partitioner.split([b"at=1446041000 x", b"none"])
     assert buckets == {"dt=2015-10-28/hour=14": [b"at=1446041000 x"]} and [i for i, _ in bad] == [1]
+    assert partitioner.split_joined([b"at=1446041000 x", b"none", b"at=1446041001 y"]) == (
+        {"dt=2015-10-28/hour=14": b"at=1446041000 x\nat=1446041001 y\n"},
+        bad,
+    )
 
 
 def test_a_parser_and_a_partitioner_shared_by_threads_take_turns() -> None:
