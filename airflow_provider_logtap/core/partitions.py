@@ -229,7 +229,8 @@ class EventTimePartitioner:
 
     def split_joined(self, values: Sequence[bytes | None]) -> tuple[dict[str, bytes], list[tuple[int, str]]]:
         """:meth:`split` with each partition's lines as one block, every line followed by ``\\n`` (what a
-        partition file holds; the kernel copies it without the GIL)."""
+        partition file holds). The kernel finds the lines' partitions without the GIL (other threads run
+        meanwhile)."""
         if self._kernel is not None:
             with self._turn:
                 return self._kernel.split_joined(values if isinstance(values, list) else list(values))

@@ -858,28 +858,29 @@ impl Splitter {
         py: Python<'py>,
         values: &Bound<'py, PyList>,
     ) -> PyResult<(Bound<'py, pyo3::types::PyDict>, Bound<'py, PyList>)> {
-        let (lines, bad) = self.place_all(py, values)?;
+        let (held, lines, bad) = self.place_all(py, values)?;
         let buckets = pyo3::types::PyDict::new(py);
         for (k, found) in lines.into_iter().enumerate() {
             if !found.is_empty() {
-                buckets.set_item(self.paths[k].bind(py), PyList::new(py, found)?)?;
+                let found = PyList::new(py, found.into_iter().map(|j| &held[j].1))?;
+                buckets.set_item(self.paths[k].bind(py), found)?;
             }
         }
         Ok((buckets, bad))
     }
 
     /// ``({path: block}, [(index, reason), ...])``: :meth:`split` with each partition's lines joined into one
-    /// block, every line followed by ``\n`` (copied without the GIL).
+    /// block, every line followed by ``\n``.
     fn split_joined<'py>(
         &mut self,
         py: Python<'py>,
         values: &Bound<'py, PyList>,
     ) -> PyResult<(Bound<'py, pyo3::types::PyDict>, Bound<'py, PyList>)> {
-        let (lines, bad) = self.place_all(py, values)?;
+        let (held, lines, bad) = self.place_all(py, values)?;
         let blocks = pyo3::types::PyDict::new(py);
         for (k, found) in lines.into_iter().enumerate() {
             if !found.is_empty() {
-                let slices: Vec<&[u8]> = found.iter().map(|b| b.as_bytes()).collect();
+                let slices: Vec<&[u8]> = found.into_iter().map(|j| held[j].1.as_bytes()).collect();
                 blocks.set_item(self.paths[k].bind(py), joined(py, &slices)?)?;
             }
         }
@@ -887,8 +888,13 @@ impl Splitter {
     }
 }
 
-/// Lines per path number, and the `(index, reason)` of the others.
-type Placed<'py> = (Vec<Vec<Bound<'py, PyBytes>>>, Bound<'py, PyList>);
+/// The values that are bytes (with their indexes), the lines per path number (indexes into the first), and the
+/// `(index, reason)` of the others.
+type Placed<'py> = (
+    Vec<(usize, Bound<'py, PyBytes>)>,
+    Vec<Vec<usize>>,
+    Bound<'py, PyList>,
+);
 
 impl Splitter {
     fn place_all<'py>(&mut self, py: Python<'py>, values: &Bound<'py, PyList>) -> PyResult<Placed<'py>> {
@@ -900,39 +906,34 @@ impl Splitter {
             self.path_numbers.clear();
             self.reasons.clear();
         }
-        let apache = self.minute_place.is_some();
-        let mut lines: Vec<Vec<Bound<'py, PyBytes>>> = Vec::new();
+        // The values are held here, so that their bytes can be read without the GIL (another thread reads the
+        // next batch meanwhile); what the caches do not know yet is asked of Python afterwards, in order.
+        let held: Vec<(usize, Bound<'py, PyBytes>)> = values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.cast_into::<PyBytes>().ok().map(|b| (i, b)))
+            .collect();
+        let slices: Vec<&[u8]> = held.iter().map(|(_, b)| b.as_bytes()).collect();
+        let this = &*self;
+        let found: Vec<Found> = py.detach(|| {
+            let mut captures = this.regex.capture_locations();
+            slices.iter().map(|line| this.find(line, &mut captures)).collect()
+        });
+        let mut lines: Vec<Vec<usize>> = Vec::new();
         let bad = PyList::empty(py);
-        let mut captures = self.regex.capture_locations();
-        for (i, value) in values.iter().enumerate() {
-            let Ok(bytes) = value.cast_into::<PyBytes>() else {
-                continue;
-            };
-            let line = bytes.as_bytes();
-            let found = match self.fixed {
-                Some((len, from, to)) => self
-                    .regex
-                    .shortest_match(line)
-                    .map(|end| (end - len + from, end - len + to)),
-                None => self
-                    .regex
-                    .captures_read(&mut captures, line)
-                    .and_then(|_| captures.get(self.group)),
-            };
-            let Some((start, end)) = found else {
-                bad.append((i, self.no_match.bind(py)))?;
-                continue;
-            };
-            let text = &line[start..end];
-            let mut place = None;
-            if apache {
-                if let Ok(epoch) = apache_epoch(text) {
-                    place = self.minute(py, epoch.div_euclid(60))?;
+        for (j, (((i, _), line), found)) in held.iter().zip(&slices).zip(found).enumerate() {
+            let i = *i;
+            let place = match found {
+                Found::NoMatch => {
+                    bad.append((i, self.no_match.bind(py)))?;
+                    continue;
                 }
-            }
-            let place = match place.or_else(|| self.texts.get(text).copied()) {
-                Some(place) => place,
-                None => self.learn_text(py, text)?,
+                Found::Known(place) => place,
+                Found::Minute(minute, start, end) => match self.minute(py, minute)? {
+                    Some(place) => place,
+                    None => self.text_place(py, &line[start..end])?,
+                },
+                Found::Text(start, end) => self.text_place(py, &line[start..end])?,
             };
             match place {
                 Place::Path(k) => {
@@ -940,13 +941,62 @@ impl Splitter {
                     if lines.len() <= k {
                         lines.resize_with(k + 1, Vec::new);
                     }
-                    lines[k].push(bytes);
+                    lines[k].push(j);
                 }
                 Place::Reason(k) => bad.append((i, self.reasons[k as usize].bind(py)))?,
             }
         }
-        Ok((lines, bad))
+        drop(slices);
+        Ok((held, lines, bad))
     }
+
+    /// What the caches say of a line (no Python: run without the GIL).
+    fn find(&self, line: &[u8], captures: &mut regex::bytes::CaptureLocations) -> Found {
+        let span = match self.fixed {
+            Some((len, from, to)) => self
+                .regex
+                .shortest_match(line)
+                .map(|end| (end - len + from, end - len + to)),
+            None => self
+                .regex
+                .captures_read(captures, line)
+                .and_then(|_| captures.get(self.group)),
+        };
+        let Some((start, end)) = span else {
+            return Found::NoMatch;
+        };
+        let text = &line[start..end];
+        if self.minute_place.is_some() {
+            if let Ok(epoch) = apache_epoch(text) {
+                let minute = epoch.div_euclid(60);
+                match self.minutes.get(&minute) {
+                    Some(Some(place)) => return Found::Known(*place),
+                    Some(None) => {}
+                    None => return Found::Minute(minute, start, end),
+                }
+            }
+        }
+        match self.texts.get(text) {
+            Some(place) => Found::Known(*place),
+            None => Found::Text(start, end),
+        }
+    }
+
+    fn text_place(&mut self, py: Python<'_>, text: &[u8]) -> PyResult<Place> {
+        match self.texts.get(text) {
+            Some(&place) => Ok(place),
+            None => self.learn_text(py, text),
+        }
+    }
+}
+
+/// What a line's text is, as far as the caches know: no regex match, a known place, or a UTC minute or a text
+/// (its span in the line) to ask about.
+enum Found {
+    NoMatch,
+    Known(Place),
+    Minute(i64, usize, usize),
+    Text(usize, usize),
 }
 
 /// Each slice into `buf` followed by a newline (`buf` has their lengths + 1 each).
@@ -959,11 +1009,11 @@ fn copy_lines(buf: &mut [u8], slices: &[&[u8]]) {
     }
 }
 
-/// ``b"\n".join(lines) + b"\n"`` of byte slices, copied without the GIL (their owners are held by the caller).
+/// ``b"\n".join(lines) + b"\n"`` of byte slices (a short copy: kept under the GIL, not worth handing it over).
 fn joined<'py>(py: Python<'py>, slices: &[&[u8]]) -> PyResult<Bound<'py, PyBytes>> {
     let total: usize = slices.iter().map(|s| s.len() + 1).sum();
     PyBytes::new_with(py, total, |buf| {
-        py.detach(|| copy_lines(buf, slices));
+        copy_lines(buf, slices);
         Ok(())
     })
 }
