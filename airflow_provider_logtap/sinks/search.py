@@ -418,6 +418,11 @@ class SearchSink:
                 refused.extend(failed)
 
         with ThreadPoolExecutor(self.bulk_concurrency, thread_name_prefix="logtap-bulk") as pool:
+
+            def send(chunk: list[bytes]) -> None:
+                collect(self.bulk_concurrency - 1)  # wait for a free slot
+                in_flight.append(pool.submit(self._bulk, chunk))
+
             try:
                 chunk: list[bytes] = []
                 size = 0
@@ -425,12 +430,10 @@ class SearchSink:
                     chunk.append(action)
                     size += len(action)
                     if len(chunk) >= self.bulk_docs or size >= self.bulk_bytes:
-                        collect(self.bulk_concurrency - 1)
-                        in_flight.append(pool.submit(self._bulk, chunk))
+                        send(chunk)
                         chunk, size = [], 0
                 if chunk:
-                    collect(self.bulk_concurrency - 1)
-                    in_flight.append(pool.submit(self._bulk, chunk))
+                    send(chunk)
                 collect(0)
             except BaseException:
                 for future in in_flight:
