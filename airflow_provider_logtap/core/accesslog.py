@@ -65,7 +65,10 @@ Speed: the line-by-line work of the JSON path runs in logtap's compiled kernel (
 a line of three quoted fields as :func:`_Engine.fields` does, looks every field up in its cache of JSON pieces,
 and joins the document (and, for :meth:`AccessLogParser.bulk`, its bulk action line) from them. The pieces are
 made here, by the functions below, once per distinct value (a host with its GeoIP answer, a timestamp, a request,
-a referrer, a user agent, a user, a virtual host); a line the kernel does not take (a syslog prefix, an unusual
+a referrer, a user agent, a user, a virtual host). The kernel writes two itself, from rules it holds for both
+ways: the ``@timestamp`` of an Apache time (``apache_epoch``, ``iso_utc``) and the source of a client that is an
+IP address (``ip_address``, as :func:`_ip` reads it), whose GeoIP part :func:`_block_lookup` gives once per
+block where the answer holds for the whole block. A line the kernel does not take (a syslog prefix, an unusual
 shape, a piece that says no) is read here: :func:`_Engine.fields` cuts it with ``bytes.split`` or one compiled
 regex per format, then a lenient one for servers that do not escape quotes. The two ways give the same bytes
 (``tests/unit/test_kernel_parity.py``). :meth:`AccessLogParser.parse` builds the document as a dict.
@@ -75,13 +78,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from airflow_provider_logtap._kernel import Documents, iso_utc
+from airflow_provider_logtap._kernel import Documents, ip_address, iso_utc
 from airflow_provider_logtap.core.eventtime import END_EPOCH, FIRST_EPOCH, EventTimeReader, TimeFormat
 from airflow_provider_logtap.errors import ConfigurationError, one_of
 
@@ -245,20 +247,31 @@ def address(host: bytes) -> dict[str, Any]:
 
 
 def _ip(h: str) -> str | None:
-    """``h`` if it is an IP address (without an IPv6 zone: ``fe80::1%eth0`` is ``fe80::1``), else None."""
-    try:
-        socket.inet_pton(socket.AF_INET, h)
+    """``h`` if it is an IP address (without an IPv6 zone: ``fe80::1%eth0`` is ``fe80::1``), else None.
+
+    An IP address is what glibc's ``inet_pton`` reads as one (the kernel's ``ip_address``, which also takes the
+    kernel's own source pieces)."""
+    if ip_address(h.encode("utf-8", "surrogatepass")) is not None:
         return h
-    except (OSError, ValueError):  # ValueError: a NUL in the text
-        pass
-    if ":" in h:
+    if "%" in h and ":" in h:
         bare = h.partition("%")[0]
-        try:
-            socket.inet_pton(socket.AF_INET6, bare)
+        packed = ip_address(bare.encode())
+        if packed is not None and len(packed) == 16:
             return bare
-        except (OSError, ValueError):  # ValueError: a NUL in the text
-            pass
     return None
+
+
+def _block_lookup(geoip: GeoLookup | None) -> Callable[[str], tuple[Mapping[str, Any] | None, bool]]:
+    """``ip -> (answer, whole_block)``: the lookup's answer, and whether every address of the kernel's
+    ``geo_block`` of ``ip`` has it. A :class:`~airflow_provider_logtap.enrich.geoip.GeoIP`'s ``lookup`` knows
+    (its ``lookup_block``); any other lookup is asked per address."""
+    if geoip is None:
+        return lambda ip: (None, True)
+    owner = getattr(geoip, "__self__", None)
+    lookup_block = getattr(owner, "lookup_block", None)
+    if lookup_block is not None and geoip == getattr(owner, "lookup", None):
+        return lookup_block  # type: ignore[no-any-return]
+    return lambda ip: (geoip(ip), False)
 
 
 class _Reject(Exception):
@@ -566,19 +579,30 @@ class _Engine:
 
         geo_pieces: dict[int, tuple[Mapping[str, Any], bytes]] = {}
 
-        def jsource_of(host: bytes) -> bytes:
-            source = address(host)
-            inner = _json(source)[:-1]
-            found = geoip(source["ip"]) if geoip is not None and "ip" in source else None
+        def geo_part(found: Mapping[str, Any] | None) -> bytes:
+            """``b',"geo":{...},"as":{...}'`` of a lookup's answer, ``b""`` for none."""
             if not found:
-                return b',"source":' + inner + b"}"
+                return b""
             # The lookup returns one shared object per network: its JSON is made once.
             known = geo_pieces.get(id(found))
             if known is None or known[0] is not found:
                 if len(geo_pieces) >= GEO_PIECES_LIMIT:
                     geo_pieces.clear()
-                known = geo_pieces[id(found)] = (found, _json(dict(found))[1:-1])
-            return b',"source":' + inner + b"," + known[1] + b"}"
+                known = geo_pieces[id(found)] = (found, b"," + _json(dict(found))[1:-1])
+            return known[1]
+
+        def jsource_of(host: bytes) -> bytes:
+            source = address(host)
+            found = geoip(source["ip"]) if geoip is not None and "ip" in source else None
+            return b',"source":' + _json(source)[:-1] + geo_part(found) + b"}"
+
+        by_block = _block_lookup(geoip)
+
+        def jgeo_of(ip: bytes) -> tuple[bytes, bool]:
+            # The kernel joins the source piece of an address that is all an IP address (as address() would:
+            # address and ip are the text) from this part, asked once per block where it holds for the block.
+            found, whole = by_block(ip.decode("ascii"))
+            return geo_part(found), whole
 
         def jrequest_of(req: bytes) -> tuple[bytes, bytes | None, bytes]:
             method, target, version = request_parts(req)
@@ -673,6 +697,7 @@ class _Engine:
             "stamp": _or_none(jstamp_of),
             "status": _or_none(jstatus_of),
             "source": jsource_of,
+            "geo": jgeo_of,
             "request": lambda req: None if (r := jrequest_of(req))[1] is None else r,
             "referrer": jreferrer_of,
             "agent": jagent_of,

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_logtap._kernel import geo_block, ip_address
 from airflow_provider_logtap.errors import ConfigurationError
 
 ENV_VAR = "LOGTAP_GEOIP_DB"
@@ -37,9 +38,6 @@ log = logging.getLogger(__name__)
 
 _UNSEEN: Any = object()
 _MIXED: Any = object()  # a block whose addresses the database tells apart: look each one up
-_V4_BLOCK = 24
-_V6_BLOCK = 48
-_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
 
 def default_database_path() -> tuple[Path, ...] | None:
@@ -155,7 +153,7 @@ class GeoIP:
         self.paths = tuple(Path(p) for p in paths)
         self.cache_size = cache_size
         self._readers: list[Any] = []
-        self._by_ip: dict[str, dict[str, Any] | None] = {}
+        self._by_ip: dict[str, tuple[dict[str, Any] | None, bool]] = {}
         self._by_block: dict[bytes, Any] = {}
         try:
             for p in self.paths:
@@ -205,38 +203,43 @@ class GeoIP:
 
         The result is shared between calls (cached): do not change it.
         """
-        found = self._by_ip.get(ip, _UNSEEN)
-        if found is _UNSEEN:
+        return self.lookup_block(ip)[0]
+
+    def lookup_block(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
+        """``lookup(ip)``, and whether every address of ``ip``'s block (the kernel's ``geo_block``: its /24 or
+        /48) has the same answer: the database's networks cover the whole block, or the block is not global."""
+        found = self._by_ip.get(ip)
+        if found is None:
             found = self._lookup(ip)
             if self.cache_size:
                 if len(self._by_ip) >= self.cache_size:
                     self._by_ip.clear()
                 self._by_ip[ip] = found
-        return found  # type: ignore[no-any-return]
+        return found
 
-    def _lookup(self, ip: str) -> dict[str, Any] | None:
-        try:
-            packed = socket.inet_pton(socket.AF_INET, ip)
-            block, bits = packed[:3], _V4_BLOCK
-        except (OSError, ValueError):  # ValueError: a NUL in the text
+    def _lookup(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
+        packed = ip_address(ip.encode("utf-8", "surrogatepass"))
+        if packed is None:
             ip = ip.partition("%")[0]  # fe80::1%eth0: the zone is no part of the address
-            try:
-                packed = socket.inet_pton(socket.AF_INET6, ip)
-            except (OSError, ValueError):
-                return None
-            if packed[:12] == _V4_MAPPED:
-                return self.lookup(socket.inet_ntop(socket.AF_INET, packed[12:]))
-            block, bits = packed[:6], _V6_BLOCK
+            packed = ip_address(ip.encode("utf-8", "surrogatepass"))
+            if packed is None or len(packed) != 16:
+                return None, False
+        block = geo_block(packed)
+        if (
+            len(packed) == 16 and len(block) == 3
+        ):  # IPv4-mapped IPv6: the answer and block of its IPv4 address
+            return self.lookup_block(socket.inet_ntop(socket.AF_INET, packed[12:]))
         known = self._by_block.get(block, _UNSEEN)
         if known is not _UNSEEN and known is not _MIXED:
-            return known  # type: ignore[no-any-return]
+            return known, True
         if known is _UNSEEN and not ipaddress.ip_address(packed).is_global:
             self._remember_block(block, None)
-            return None
+            return None, True
         found, prefix = self._query(ip)
+        whole = known is _UNSEEN and prefix <= 8 * len(block)
         if known is _UNSEEN:
-            self._remember_block(block, found if prefix <= bits else _MIXED)
-        return found
+            self._remember_block(block, found if whole else _MIXED)
+        return found, whole
 
     def _remember_block(self, block: bytes, value: Any) -> None:
         if self.cache_size:

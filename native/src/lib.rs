@@ -1,11 +1,14 @@
 //! logtap's per-line kernel: the line-by-line work of the access-log parser's JSON path, out of the Python loop.
 //!
-//! It decides nothing about what a field means. It cuts a line the way the parser's fast path does (the quotes,
-//! the head's tokens, the status and size), looks each field up in a cache of JSON pieces, and joins a document
-//! (and its bulk action line) from them. Every piece is made by the parser's own Python functions, once per
-//! distinct value: those functions are the one definition of the rules (escapes, request lines, addresses,
-//! GeoIP, event times). A line the cut does not take, or whose piece says "not here" (`None`), goes back to
-//! the Python parser, which gives its document or its reason.
+//! It cuts a line the way the parser's fast path does (the quotes, the head's tokens, the status and size),
+//! looks each field up in a cache of JSON pieces, and joins a document (and its bulk action line) from them.
+//! Most pieces are made by the parser's own Python functions, once per distinct value (escapes, request lines,
+//! host names, GeoIP answers). Three rules live here as their one implementation, which Python calls too:
+//! Apache's time (`apache_epoch`, `iso_utc`: the kernel writes the `@timestamp` of an Apache time itself), what
+//! an IP address is (`ip_address`, glibc's `inet_pton`) and its GeoIP block (`geo_block`): the source piece of
+//! an address that is all an IP address is joined here from GeoIP's answer, asked once per block where the
+//! answer holds for the whole block. A line the cut does not take, or whose piece says "not here" (`None`),
+//! goes back to the Python parser, which gives its document or its reason.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -40,10 +43,7 @@ impl Pieces {
     /// The pieces of `value` as `make` gives them: a tuple of `n` bytes (or one bytes), or None.
     fn learn(&mut self, py: Python<'_>, value: &[u8], limit: usize) -> PyResult<Option<u32>> {
         let made = self.make.call1(py, (PyBytes::new(py, value),))?;
-        if self.known.len() >= limit {
-            self.known.clear();
-            self.pieces.clear();
-        }
+        self.make_room(limit);
         let found = if made.is_none(py) {
             None
         } else {
@@ -64,6 +64,23 @@ impl Pieces {
         };
         self.known.insert(value.to_vec(), found);
         Ok(found)
+    }
+
+    /// A full cache starts again (call it before adding a value).
+    fn make_room(&mut self, limit: usize) {
+        if self.known.len() >= limit {
+            self.known.clear();
+            self.pieces.clear();
+        }
+    }
+
+    /// Remember `piece` as the piece of `value` (made here rather than by `make`).
+    fn keep(&mut self, value: &[u8], piece: Vec<u8>, limit: usize) -> u32 {
+        self.make_room(limit);
+        let k = self.pieces.len() as u32;
+        self.pieces.push(piece);
+        self.known.insert(value.to_vec(), Some(k));
+        k
     }
 
     /// The `n` pieces of `value` from a `make` that gives a tuple of `n`, or None.
@@ -277,6 +294,164 @@ const MONTHS: [&[u8; 3]; 12] = [
     b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
 ];
 
+/// The address of an IPv4 text as glibc's `inet_pton(AF_INET, ...)` reads it: four decimal octets of at most
+/// 255, without leading zeros, nothing else.
+fn inet_pton4(s: &[u8]) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let (mut octets, mut at, mut saw_digit, mut value) = (0usize, 0usize, false, 0u32);
+    for &ch in s {
+        if ch.is_ascii_digit() {
+            if saw_digit && value == 0 {
+                return None; // a leading zero
+            }
+            value = value * 10 + u32::from(ch - b'0');
+            if value > 255 {
+                return None;
+            }
+            if !saw_digit {
+                octets += 1;
+                if octets > 4 {
+                    return None;
+                }
+                saw_digit = true;
+            }
+            out[at] = value as u8;
+        } else if ch == b'.' && saw_digit {
+            if octets == 4 {
+                return None;
+            }
+            at += 1;
+            value = 0;
+            saw_digit = false;
+        } else {
+            return None;
+        }
+    }
+    (octets == 4).then_some(out)
+}
+
+/// The address of an IPv6 text as glibc's `inet_pton(AF_INET6, ...)` reads it (groups of at most four hex
+/// digits, one `::`, an IPv4 tail).
+fn inet_pton6(s: &[u8]) -> Option<[u8; 16]> {
+    let mut out = [0u8; 16];
+    let mut src = s;
+    if src.is_empty() {
+        return None;
+    }
+    if src[0] == b':' {
+        if src.len() < 2 || src[1] != b':' {
+            return None;
+        }
+        src = &src[1..];
+    }
+    let (mut tp, mut colonp): (usize, Option<usize>) = (0, None);
+    let (mut xdigits_seen, mut value) = (0usize, 0u32);
+    let mut curtok = 0usize;
+    let mut i = 0usize;
+    while i < src.len() {
+        let ch = src[i];
+        i += 1;
+        if let Some(digit) = (ch as char).to_digit(16) {
+            if xdigits_seen == 4 {
+                return None;
+            }
+            value = (value << 4) | digit;
+            xdigits_seen += 1;
+            continue;
+        }
+        if ch == b':' {
+            curtok = i;
+            if xdigits_seen == 0 {
+                if colonp.is_some() {
+                    return None;
+                }
+                colonp = Some(tp);
+                continue;
+            } else if i == src.len() {
+                return None;
+            }
+            if tp + 2 > 16 {
+                return None;
+            }
+            out[tp] = (value >> 8) as u8;
+            out[tp + 1] = value as u8;
+            tp += 2;
+            xdigits_seen = 0;
+            value = 0;
+            continue;
+        }
+        if ch == b'.' && tp + 4 <= 16 {
+            if let Some(v4) = inet_pton4(&src[curtok..]) {
+                out[tp..tp + 4].copy_from_slice(&v4);
+                tp += 4;
+                xdigits_seen = 0;
+                break;
+            }
+        }
+        return None;
+    }
+    if xdigits_seen > 0 {
+        if tp + 2 > 16 {
+            return None;
+        }
+        out[tp] = (value >> 8) as u8;
+        out[tp + 1] = value as u8;
+        tp += 2;
+    }
+    if let Some(c) = colonp {
+        if tp == 16 {
+            return None; // "::" would stand for no group
+        }
+        let n = tp - c;
+        out.copy_within(c..tp, 16 - n);
+        out[c..16 - n].fill(0);
+        tp = 16;
+    }
+    (tp == 16).then_some(out)
+}
+
+/// An IP address text's bytes: 4 (IPv4) or 16 (IPv6), as glibc's `inet_pton` reads the text; None when it is
+/// neither (a zone `%eth0`, a port or a host name included).
+fn ip_address(text: &[u8]) -> Option<Vec<u8>> {
+    inet_pton4(text)
+        .map(|a| a.to_vec())
+        .or_else(|| inet_pton6(text).map(|a| a.to_vec()))
+}
+
+const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/// The block of an address whose GeoIP answer its neighbours share when the database's network covers it: the
+/// /24 of an IPv4 address (also of an IPv4-mapped IPv6 one), the /48 of an IPv6 address. Its length in bits is
+/// 8 × its length in bytes.
+fn geo_block(packed: &[u8]) -> &[u8] {
+    match packed.len() {
+        16 if packed[..12] == V4_MAPPED => &packed[12..15],
+        16 => &packed[..6],
+        _ => &packed[..3],
+    }
+}
+
+/// ``ip_address(text)``: the bytes of an IPv4 (4) or IPv6 (16) address text as glibc's ``inet_pton`` reads
+/// it, or None.
+#[pyfunction(name = "ip_address")]
+fn py_ip_address<'py>(py: Python<'py>, text: &[u8]) -> Option<Bound<'py, PyBytes>> {
+    ip_address(text).map(|a| PyBytes::new(py, &a))
+}
+
+/// ``geo_block(packed)``: the block of an address (``ip_address``'s bytes) whose GeoIP answer is shared when the
+/// database's network covers it: 3 bytes (an IPv4 /24, also of an IPv4-mapped address) or 6 (an IPv6 /48).
+#[pyfunction(name = "geo_block")]
+fn py_geo_block<'py>(py: Python<'py>, packed: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    if packed.len() != 4 && packed.len() != 16 {
+        return Err(PyValueError::new_err(format!(
+            "packed must be 4 or 16 bytes (ip_address's). Got {}",
+            packed.len()
+        )));
+    }
+    Ok(PyBytes::new(py, geo_block(packed)))
+}
+
+
 /// Why a text is not an Apache time (the messages are `EventTimeReader`'s reasons' last part).
 #[derive(Debug, PartialEq)]
 enum NotApache {
@@ -448,6 +623,12 @@ struct Documents {
     user: Pieces,
     vhost: Pieces,
     request: Pieces,
+    /// `geo(ip)` -> `(piece, whole_block)`: the GeoIP part of an IP address's source piece, and whether it holds
+    /// for every address of its `geo_block`.
+    geo: Py<PyAny>,
+    /// geo_block -> the index of its GeoIP part in `geo_pieces` (None: its addresses' answers differ).
+    blocks: FxHashMap<Vec<u8>, Option<u32>>,
+    geo_pieces: Vec<Vec<u8>>,
     index_of: Option<Pieces>,
     /// Apache time texts are read here (the stamp piece is not asked for): the reader's epoch bounds.
     apache_bounds: Option<(i64, i64)>,
@@ -490,7 +671,13 @@ impl Documents {
             None => piece!(stamp, c.ts),
         }
         json_string(out, line);
-        piece!(source, c.host);
+        match self.source_piece(py, c.host)? {
+            Some(k) => out.extend_from_slice(&self.source.pieces[k as usize]),
+            None => {
+                out.truncate(mark);
+                return Ok(false);
+            }
+        }
         // a size of up to 18 digits is below the parser's MAX_SIZE (2**63 - 1); a longer one is the Python way's
         let size_ok = c.size == b"-"
             || (!c.size.is_empty()
@@ -536,6 +723,61 @@ impl Documents {
     }
 }
 
+impl Documents {
+    /// The index of the source piece of a client address (see `source_of`).
+    fn source_piece(&mut self, py: Python<'_>, host: &[u8]) -> PyResult<Option<u32>> {
+        if let Some(&found) = self.source.known.get(host) {
+            return Ok(found);
+        }
+        match self.source_of(py, host)? {
+            Some(piece) => Ok(Some(self.source.keep(host, piece, self.limit))),
+            None => self.source.learn(py, host, self.limit),
+        }
+    }
+
+    /// The source piece of an address that is all an IP address (`ip_address`): `address` and `ip` are the text,
+    /// the GeoIP part `geo` gives, asked once per block where it holds for the whole block. None for any other
+    /// address (a host name, a port, an IPv6 zone): the parser's `source` makes its piece.
+    fn source_of(&mut self, py: Python<'_>, host: &[u8]) -> PyResult<Option<Vec<u8>>> {
+        let Some(packed) = ip_address(host) else {
+            return Ok(None);
+        };
+        let block = geo_block(&packed);
+        let k = match self.blocks.get(block) {
+            Some(&Some(k)) => k,
+            known => {
+                let mixed = known.is_some();
+                let made = self.geo.call1(py, (PyBytes::new(py, host),))?;
+                let (part, whole): (Bound<'_, PyBytes>, bool) = made.bind(py).extract()?;
+                if self.geo_pieces.len() >= self.limit {
+                    self.blocks.clear();
+                    self.geo_pieces.clear();
+                }
+                let k = self.geo_pieces.len() as u32;
+                self.geo_pieces.push(part.as_bytes().to_vec());
+                if !mixed {
+                    self.blocks.insert(block.to_vec(), whole.then_some(k));
+                }
+                k
+            }
+        };
+        let part = &self.geo_pieces[k as usize];
+        // an IP address text is ASCII hex digits, dots and colons: JSON as it is
+        let mut piece = Vec::with_capacity(40 + 2 * host.len() + part.len());
+        piece.extend_from_slice(b",\"source\":{\"address\":\"");
+        piece.extend_from_slice(host);
+        piece.extend_from_slice(b"\",\"ip\":\"");
+        piece.extend_from_slice(host);
+        piece.push(b'"');
+        piece.extend_from_slice(part);
+        piece.push(b'}');
+        if self.blocks.get(block) != Some(&Some(k)) {
+            self.geo_pieces.truncate(k as usize); // asked for this address alone: no need to keep it
+        }
+        Ok(Some(piece))
+    }
+}
+
 fn values_and_offsets<'py>(
     values: &Bound<'py, PyList>,
     offsets: &Bound<'py, PyAny>,
@@ -557,7 +799,9 @@ impl Documents {
     /// :param four: lines of four (``vhost host ident user``) are taken.
     /// :param pieces: ``{name: make}`` for ``stamp``, ``status``, ``source``, ``request``, ``referrer``,
     ///     ``agent``, ``user``, ``vhost``: ``make(value)`` is the piece's bytes or None (the request's: a tuple
-    ///     ``(url, opening, middle)`` or None).
+    ///     ``(url, opening, middle)`` or None); and ``geo``: ``geo(ip)`` is ``(part, whole_block)``, the GeoIP
+    ///     part of the source piece of an address that is all an IP address (``b""`` or ``b',"geo":...'``) and
+    ///     whether it holds for every address of its ``geo_block``. ``source`` makes the others' pieces.
     /// :param limit: cached values per field; a full cache starts again.
     /// :param apache_bounds: ``(first, end)``: timestamps are Apache's, read here (see :func:`apache_epoch`) and
     ///     taken when their UTC epoch is in ``[first, end)``; ``stamp`` is then not asked. None: ``stamp`` makes
@@ -589,6 +833,9 @@ impl Documents {
             user: Pieces::new(take("user")?),
             vhost: Pieces::new(take("vhost")?),
             request: Pieces::new(take("request")?),
+            geo: take("geo")?,
+            blocks: FxHashMap::default(),
+            geo_pieces: Vec::new(),
             index_of: None,
             apache_bounds,
         })
@@ -1051,6 +1298,8 @@ fn _kernel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame, m)?)?;
     m.add_function(wrap_pyfunction!(py_apache_epoch, m)?)?;
     m.add_function(wrap_pyfunction!(py_iso_utc, m)?)?;
+    m.add_function(wrap_pyfunction!(py_ip_address, m)?)?;
+    m.add_function(wrap_pyfunction!(py_geo_block, m)?)?;
     m.add_class::<Documents>()?;
     m.add_class::<Splitter>()?;
     Ok(())
@@ -1088,6 +1337,26 @@ mod tests {
         assert_eq!(write_iso_utc(&mut out, 1_446_041_000), Ok(()));
         assert_eq!(out, b"2015-10-28T14:03:20Z");
         assert_eq!(civil_from_days(days_from_civil(1, 1, 1)), (1, 1, 1));
+    }
+
+    #[test]
+    fn ip_addresses_as_glibc() {
+        assert_eq!(ip_address(b"81.2.69.160"), Some(vec![81, 2, 69, 160]));
+        assert_eq!(ip_address(b"081.2.69.160"), None); // no leading zeros
+        assert_eq!(ip_address(b"1.2.3"), None);
+        assert_eq!(ip_address(b"1.2.3.256"), None);
+        let mapped = ip_address(b"::ffff:1.2.3.4").unwrap();
+        assert_eq!(geo_block(&mapped), &[1, 2, 3]);
+        let v6 = ip_address(b"2001:db8::1").unwrap();
+        assert_eq!(v6.len(), 16);
+        assert_eq!(geo_block(&v6), &[0x20, 0x01, 0x0d, 0xb8, 0, 0]);
+        assert_eq!(ip_address(b"1:2:3:4:5:6:7:8"), Some((1..=8).flat_map(|g: u8| [0, g]).collect()));
+        assert_eq!(ip_address(b"1:2:3:4:5:6:7:8::"), None); // "::" standing for no group
+        assert_eq!(ip_address(b"12345::"), None); // five hex digits
+        assert_eq!(ip_address(b"1::2:"), None); // a trailing single colon
+        assert_eq!(ip_address(b":1::2"), None);
+        assert_eq!(ip_address(b"fe80::1%eth0"), None);
+        assert_eq!(ip_address(b""), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,60 @@ def test_a_bad_file_among_several_closes_the_good_ones_and_close_ends_lookups(tm
     g.close()
     assert g.lookup("216.160.83.56") is None
     assert g.lookup("2.125.160.216") is None
+
+
+# -- the kernel's source pieces: joined per block from GeoIP's answers, the Python way's documents ------------
+
+
+def _line(host: str) -> bytes:
+    return b'%s - - [28/Oct/2015:14:03:07 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8.5.0"' % host.encode()
+
+
+def _hosts() -> list[str]:
+    rng = random.Random(11)
+    v4 = [
+        f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+        for _ in range(300)
+    ]
+    neighbours = [f"81.2.{b}.{c}" for b in (68, 69, 70) for c in (1, 10, 160, 161, 200)]
+    v6 = [f"2a00:1450:{rng.randrange(0x10000):x}::{rng.randrange(0x10000):x}" for _ in range(60)]
+    odd = ["10.1.2.3", "::ffff:81.2.69.160", "::FFFF:81.2.69.10", "fe80::1%eth0", "81.2.69.160:5555", "::1"]
+    return (
+        v4 + neighbours + v6 + odd + ["crawler.example.net", "2001:DB8::1", "0.0.0.0", "[2a00:1450::1]:443"]
+    )
+
+
+@pytest.mark.parametrize("database", [DBIP, CITY_TEST])
+@pytest.mark.parametrize("per_address", [False, True])
+def test_the_kernels_source_pieces_are_the_python_ways(database: Path, per_address: bool) -> None:
+    """The kernel joins the source piece of an address that is all an IP address itself, asking GeoIP once per
+    block whose answer holds for the whole block; any lookup that is no GeoIP's is asked per address. Both give
+    the Python way's documents, also in a block the database splits (81.2.69.0/24 in MaxMind's test data)."""
+    from test_kernel_parity import assert_parity
+
+    need(database)
+    hosts = _hosts()
+    values: list[bytes | None] = [_line(h) for h in hosts + hosts[::-1]]
+    with GeoIP(database) as g:
+        lookup = (lambda ip: g.lookup(ip)) if per_address else g.lookup
+        parser = AccessLogParser(geoip=lookup)
+        assert parser._kernel is not None
+        taken = assert_parity(parser, values)
+        assert taken == len(values)
+        # a fresh parser, the lines in another order: the same documents (no answer kept in the wrong block)
+        again = AccessLogParser(geoip=lookup)
+        assert again.parse_many_json(values[::-1])[0] == parser.parse_many_json(values)[0][::-1]
+
+
+def test_lookup_block_says_whether_the_whole_block_has_the_answer() -> None:
+    need(CITY_TEST)
+    with GeoIP(CITY_TEST) as g:
+        london, whole = g.lookup_block("81.2.69.160")  # 81.2.69.160/27: smaller than the /24
+        assert london is not None and not whole
+        assert g.lookup_block("81.2.69.161") == (london, False)
+        changchun, whole = g.lookup_block("175.16.199.3")  # 175.16.199.0/24 is one network
+        assert changchun is not None and whole
+        assert g.lookup_block("::ffff:175.16.199.9") == (changchun, True)  # the block of its IPv4 address
+        assert g.lookup_block("10.0.0.1") == (None, True)  # not global: the whole block
+        assert g.lookup_block("not an address") == (None, False)
+        assert g.lookup_block("1.2.3.4%x:y") == (None, False)  # a zone after an IPv4 address: none

@@ -8,14 +8,15 @@ for reason."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from data.accesslog_corpus import CASES
 from devstack.loggen import generate
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_logtap._kernel import frame
+from airflow_provider_logtap._kernel import frame, geo_block, ip_address
 from airflow_provider_logtap.core.accesslog import LOG_FORMATS, TOMBSTONE, AccessLogParser
 from airflow_provider_logtap.core.eventtime import FORMATS, EventTimeReader, TimeFormat
 from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate
@@ -312,3 +313,58 @@ def test_the_archive_framing_is_the_joined_block_its_embedded_newlines_and_utf8(
 def test_the_archive_framing_takes_bytes_only() -> None:
     with pytest.raises(TypeError):
         frame([b"a", "b"])  # type: ignore[list-item]
+
+
+# -- IP addresses: the kernel reads them as glibc's inet_pton does ----------------------------------------------
+
+
+def inet_pton(text: bytes) -> bytes | None:
+    """What the C library makes of ``text``: IPv4 first, then IPv6 (the way the parser asked it before)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_pton(family, text.decode("utf-8", "surrogateescape"))
+        except (OSError, ValueError):  # ValueError: a NUL or a byte that is no UTF-8
+            continue
+    return None
+
+
+_IP_PIECES = st.sampled_from(
+    [*b"0 1 9 00 01 255 256 a F ffff 12345 g . : :: % %eth0 1.2.3.4 - [ ]".split(), b" ", b"\x00", b"\xe9"]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    text=st.one_of(
+        st.lists(_IP_PIECES, max_size=16).map(b"".join),
+        st.ip_addresses().map(lambda a: str(a).encode()),
+        st.ip_addresses(v=6).map(lambda a: a.exploded.encode()),
+        st.ip_addresses(v=6).map(lambda a: str(a).upper().encode()),
+        st.ip_addresses(v=4).map(lambda a: b"::ffff:" + str(a).encode()),
+    )
+)
+@example(text=b"1:2:3:4:5:6:7::")
+@example(text=b"::1.2.3.4")
+@example(text=b"1::2:3:4:5:6:7")
+@example(text=b"1:2:3:4:5:6:7:1.2.3.4")
+@example(text=b"::ffff:01.2.3.4")
+@example(text=b"1.2.3.4:")
+@example(text=b":")
+@example(text=b"::")
+@example(text=b":::")
+@example(text=b"1::2:")
+@example(text=b"12345::")
+@example(text=b"0001::1")
+@example(text=b"1.2.3.04")
+@example(text=b"1..2.3")
+@example(text=b"::1:2:3:4:5:6:7:8")
+def test_ip_addresses_are_what_the_c_library_reads(text: bytes) -> None:
+    assert ip_address(text) == inet_pton(text)
+
+
+def test_geo_blocks_are_the_v4_24_the_v6_48_and_the_v4_of_a_mapped_address() -> None:
+    assert geo_block(socket.inet_pton(socket.AF_INET, "81.2.69.160")) == bytes([81, 2, 69])
+    assert geo_block(socket.inet_pton(socket.AF_INET6, "::ffff:81.2.69.160")) == bytes([81, 2, 69])
+    assert geo_block(socket.inet_pton(socket.AF_INET6, "2a00:1450:4009::1")) == bytes.fromhex("2a0014504009")
+    with pytest.raises(ValueError, match="packed must be 4 or 16 bytes"):
+        geo_block(b"\x01\x02")
