@@ -12,6 +12,7 @@ class Documents:
         four: bool,
         pieces: Mapping[str, Callable[[bytes], Any]],
         limit: int,
+        geo_limit: int,
         apache_bounds: tuple[int, int] | None = None,
     ) -> None: ...
     def documents(

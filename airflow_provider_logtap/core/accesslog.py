@@ -91,7 +91,8 @@ LogFormat = Literal["combined", "common", "vhost_combined", "auto"]
 LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 TOMBSTONE = "tombstone (the record has no value)"
 CACHE_LIMIT = 100_000
-#: GeoIP answers whose JSON is kept (one per network seen lately): each holds the lookup's dict alive, ~2 KB.
+#: GeoIP answers whose JSON is kept (one per network seen lately): each holds the lookup's dict alive, ~2 KB; the
+#: kernel keeps as many distinct GeoIP parts (~700 bytes each).
 GEO_PIECES_LIMIT = 4096
 
 # A quoted field as Apache writes it: no bare ", backslash escapes anything.
@@ -748,6 +749,7 @@ class AccessLogParser:
                 four=4 in heads,
                 pieces=engine.pieces,
                 limit=CACHE_LIMIT,
+                geo_limit=GEO_PIECES_LIMIT,
                 apache_bounds=engine.apache_bounds,
             )
             if heads

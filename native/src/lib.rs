@@ -628,7 +628,10 @@ struct Documents {
     geo: Py<PyAny>,
     /// geo_block -> the index of its GeoIP part in `geo_pieces` (None: its addresses' answers differ).
     blocks: FxHashMap<Vec<u8>, Option<u32>>,
+    /// The distinct GeoIP parts (one per network's answer, ~700 bytes each), at most `geo_limit`.
     geo_pieces: Vec<Vec<u8>>,
+    geo_known: FxHashMap<Vec<u8>, u32>,
+    geo_limit: usize,
     index_of: Option<Pieces>,
     /// Apache time texts are read here (the stamp piece is not asked for): the reader's epoch bounds.
     apache_bounds: Option<(i64, i64)>,
@@ -749,13 +752,24 @@ impl Documents {
                 let mixed = known.is_some();
                 let made = self.geo.call1(py, (PyBytes::new(py, host),))?;
                 let (part, whole): (Bound<'_, PyBytes>, bool) = made.bind(py).extract()?;
-                if self.geo_pieces.len() >= self.limit {
-                    self.blocks.clear();
-                    self.geo_pieces.clear();
-                }
-                let k = self.geo_pieces.len() as u32;
-                self.geo_pieces.push(part.as_bytes().to_vec());
+                let k = match self.geo_known.get(part.as_bytes()) {
+                    Some(&k) => k,
+                    None => {
+                        if self.geo_pieces.len() >= self.geo_limit {
+                            self.blocks.clear(); // their indexes go with the pieces
+                            self.geo_known.clear();
+                            self.geo_pieces.clear();
+                        }
+                        let k = self.geo_pieces.len() as u32;
+                        self.geo_pieces.push(part.as_bytes().to_vec());
+                        self.geo_known.insert(part.as_bytes().to_vec(), k);
+                        k
+                    }
+                };
                 if !mixed {
+                    if self.blocks.len() >= self.limit {
+                        self.blocks.clear();
+                    }
                     self.blocks.insert(block.to_vec(), whole.then_some(k));
                 }
                 k
@@ -771,9 +785,6 @@ impl Documents {
         piece.push(b'"');
         piece.extend_from_slice(part);
         piece.push(b'}');
-        if self.blocks.get(block) != Some(&Some(k)) {
-            self.geo_pieces.truncate(k as usize); // asked for this address alone: no need to keep it
-        }
         Ok(Some(piece))
     }
 }
@@ -803,16 +814,18 @@ impl Documents {
     ///     part of the source piece of an address that is all an IP address (``b""`` or ``b',"geo":...'``) and
     ///     whether it holds for every address of its ``geo_block``. ``source`` makes the others' pieces.
     /// :param limit: cached values per field; a full cache starts again.
+    /// :param geo_limit: distinct GeoIP parts kept (each is shared by the blocks whose answer it is).
     /// :param apache_bounds: ``(first, end)``: timestamps are Apache's, read here (see :func:`apache_epoch`) and
     ///     taken when their UTC epoch is in ``[first, end)``; ``stamp`` is then not asked. None: ``stamp`` makes
     ///     the piece of every timestamp text.
     #[new]
-    #[pyo3(signature = (*, three, four, pieces, limit, apache_bounds=None))]
+    #[pyo3(signature = (*, three, four, pieces, limit, geo_limit, apache_bounds=None))]
     fn new(
         three: bool,
         four: bool,
         pieces: &Bound<'_, pyo3::types::PyDict>,
         limit: usize,
+        geo_limit: usize,
         apache_bounds: Option<(i64, i64)>,
     ) -> PyResult<Self> {
         let take = |name: &str| -> PyResult<Py<PyAny>> {
@@ -836,6 +849,8 @@ impl Documents {
             geo: take("geo")?,
             blocks: FxHashMap::default(),
             geo_pieces: Vec::new(),
+            geo_known: FxHashMap::default(),
+            geo_limit: geo_limit.max(1),
             index_of: None,
             apache_bounds,
         })
