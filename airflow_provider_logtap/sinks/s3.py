@@ -282,17 +282,41 @@ class S3ArchiveSink:
                     self.object_args,
                 )
 
-            for chunk, upload in archive_chunks(rng, track_lost(batches, lost), self.format, output):
-                metadata = chunk.metadata()
-                if self.run:
-                    metadata["logtap-run"] = self.run
+            # An object's finish (its last part, the complete and the metadata copy: round trips S3 takes its
+            # time over) runs on a thread of its own while the next object is read; one at a time, in order.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="logtap-s3-finish") as finisher:
+                finishing: tuple[Future[None], Chunk, _StreamingUpload] | None = None
+
+                def settle() -> None:
+                    nonlocal finishing
+                    if finishing is not None:
+                        done, chunk, upload = finishing
+                        finishing = None
+                        try:
+                            done.result()
+                        except BaseException:
+                            upload.close()
+                            raise
+                        chunks.append(chunk)
+                        keys.append(upload.key)
+
                 try:
-                    upload.finish(metadata)
+                    for chunk, upload in archive_chunks(rng, track_lost(batches, lost), self.format, output):
+                        metadata = chunk.metadata()
+                        if self.run:
+                            metadata["logtap-run"] = self.run
+                        try:
+                            settle()
+                        except BaseException:
+                            upload.close()
+                            raise
+                        finishing = (finisher.submit(upload.finish, metadata), chunk, upload)
+                    settle()
                 except BaseException:
-                    upload.close()
+                    if finishing is not None:  # reading failed while an object was finishing: let it end
+                        wait([finishing[0]])
+                        finishing[2].close()
                     raise
-                chunks.append(chunk)
-                keys.append(upload.key)
 
     def abort_orphans(self, rng: OffsetRange) -> list[str]:
         """Abort the multipart uploads an earlier attempt of this range left unfinished (it was killed, or

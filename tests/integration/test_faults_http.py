@@ -196,6 +196,51 @@ def test_s3_upload_left_open_by_a_failed_abort_is_aborted_by_the_rerun(
     assert_archive_exact(s3_client, bucket, topic_name, S3_VALUES)
 
 
+def test_s3_an_object_finishes_while_the_next_one_is_read(
+    s3_behind: Callable[..., tuple[FaultProxy, Any]], s3_client: Any, bucket: str, topic_name: str
+) -> None:
+    """An object's last steps (its complete and metadata copy: here a copy S3 answers slowly) run while the
+    records of the next object are read: the read is not held back by them."""
+    proxy, client = s3_behind()
+    proxy.fail(method="PUT", header=r"^x-amz-copy-source:", times=1, delay=1.5)
+    copied: list[float] = []
+    client.meta.events.register("after-call.s3.CopyObject", lambda **_: copied.append(time.monotonic()))
+    read: list[float] = []
+
+    def timed() -> Iterator[RecordBatch]:
+        for batch in batches(topic_name, S3_VALUES, size=256):
+            yield batch
+            read.append(time.monotonic())  # the next batch asked for
+
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(S3_VALUES))
+    result = s3_sink(client, bucket).write(rng, timed())
+    assert len(result.objects) == 2 and len(copied) == 1 and proxy.injected() == 1
+    assert read[-1] < copied[0]  # every record was read before the slow copy answered
+    assert_archive_exact(s3_client, bucket, topic_name, S3_VALUES)
+
+
+def test_s3_a_read_that_fails_while_an_object_finishes_leaves_no_upload_open(
+    s3_behind: Callable[..., tuple[FaultProxy, Any]], s3_client: Any, bucket: str, topic_name: str
+) -> None:
+    """The reader fails while the first object's (slow) metadata copy is under way: the write waits for it,
+    raises the reader's error, leaves no upload open, and the re-run is exact."""
+    proxy, client = s3_behind()
+    proxy.fail(method="PUT", header=r"^x-amz-copy-source:", times=1, delay=1.0)
+    whole = batches(topic_name, S3_VALUES, size=256)
+
+    def failing() -> Iterator[RecordBatch]:
+        yield from whole[:-1]
+        raise ConnectionError("the broker went away")
+
+    rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(S3_VALUES))
+    with pytest.raises(ConnectionError, match="the broker went away"):
+        s3_sink(client, bucket).write(rng, failing())
+    assert proxy.injected() == 1
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    s3_sink(client, bucket).write(rng, batches(topic_name, S3_VALUES, size=256))
+    assert_archive_exact(s3_client, bucket, topic_name, S3_VALUES)
+
+
 NO_SUCH_UPLOAD = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code>'
     b"<Message>The specified upload does not exist.</Message></Error>"
