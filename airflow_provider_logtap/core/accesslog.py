@@ -252,13 +252,13 @@ def _ip(h: str) -> str | None:
 
     An IP address is what glibc's ``inet_pton`` reads as one (the kernel's ``ip_address``, which also takes the
     kernel's own source pieces)."""
-    if ip_address(h.encode("utf-8", "surrogatepass")) is not None:
+    raw = h.encode("utf-8", "surrogatepass")
+    if ip_address(raw) is not None:
         return h
-    if "%" in h and ":" in h:
-        bare = h.partition("%")[0]
-        packed = ip_address(bare.encode())
+    if b"%" in raw and b":" in raw:
+        packed = ip_address(raw.partition(b"%")[0])
         if packed is not None and len(packed) == 16:
-            return bare
+            return h.partition("%")[0]
     return None
 
 

@@ -225,9 +225,8 @@ class GeoIP:
             if packed is None or len(packed) != 16:
                 return None, False
         block = geo_block(packed)
-        if (
-            len(packed) == 16 and len(block) == 3
-        ):  # IPv4-mapped IPv6: the answer and block of its IPv4 address
+        if len(packed) == 16 and len(block) == 3:
+            # IPv4-mapped IPv6: the answer and the block of its IPv4 address
             return self.lookup_block(socket.inet_ntop(socket.AF_INET, packed[12:]))
         known = self._by_block.get(block, _UNSEEN)
         if known is not _UNSEEN and known is not _MIXED:

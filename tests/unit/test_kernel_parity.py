@@ -368,3 +368,31 @@ def test_geo_blocks_are_the_v4_24_the_v6_48_and_the_v4_of_a_mapped_address() -> 
     assert geo_block(socket.inet_pton(socket.AF_INET6, "2a00:1450:4009::1")) == bytes.fromhex("2a0014504009")
     with pytest.raises(ValueError, match="packed must be 4 or 16 bytes"):
         geo_block(b"\x01\x02")
+
+
+def _ip_as_the_c_library_reads_it(h: str) -> str | None:
+    """The parser's rule for a client's IP (``_ip``) as it was written on ``socket.inet_pton``."""
+    for family, text in ((socket.AF_INET, h), (socket.AF_INET6, h.partition("%")[0] if ":" in h else None)):
+        if text is None:
+            continue
+        try:
+            socket.inet_pton(family, text)
+            return text
+        except (OSError, ValueError):  # ValueError: a NUL, or a text that is no UTF-8
+            pass
+    return None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    h=st.one_of(
+        st.lists(_IP_PIECES, max_size=12).map(lambda p: b"".join(p).decode("utf-8", "backslashreplace")),
+        st.ip_addresses(v=6).map(lambda a: f"{a}%eth0"),
+        st.ip_addresses(v=4).map(lambda a: f"{a}%x:y"),
+        st.text(alphabet="0123456789abcdef.:%\udcff", max_size=12),
+    )
+)
+def test_the_client_ip_rule_is_what_the_c_library_reads(h: str) -> None:
+    from airflow_provider_logtap.core.accesslog import _ip
+
+    assert _ip(h) == _ip_as_the_c_library_reads_it(h)
