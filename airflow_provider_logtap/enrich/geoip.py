@@ -208,14 +208,14 @@ class GeoIP:
     def lookup_block(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         """``lookup(ip)``, and whether every address of ``ip``'s block (the kernel's ``geo_block``: its /24 or
         /48) has the same answer: the database's networks cover the whole block, or the block is not global."""
-        found = self._by_ip.get(ip)
-        if found is None:
-            found = self._lookup(ip)
+        known = self._by_ip.get(ip)
+        if known is None:
+            known = self._lookup(ip)
             if self.cache_size:
                 if len(self._by_ip) >= self.cache_size:
                     self._by_ip.clear()
-                self._by_ip[ip] = found
-        return found
+                self._by_ip[ip] = known
+        return known
 
     def _lookup(self, ip: str) -> tuple[dict[str, Any] | None, bool]:
         packed = ip_address(ip.encode("utf-8", "surrogatepass"))

@@ -451,7 +451,6 @@ fn py_geo_block<'py>(py: Python<'py>, packed: &[u8]) -> PyResult<Bound<'py, PyBy
     Ok(PyBytes::new(py, geo_block(packed)))
 }
 
-
 /// Why a text is not an Apache time (the messages are `EventTimeReader`'s reasons' last part).
 #[derive(Debug, PartialEq)]
 enum NotApache {
