@@ -13,6 +13,9 @@ Lookups go through the ``maxminddb`` C extension (memory-mapped) and two caches,
   neighbours share their answer (a database whose networks are smaller falls back to per-address lookups for
   that block).
 
+Addresses in the same networks of every database share one answer object, so a cache full of addresses holds
+one answer per network, not per address (and a caller that turns answers into JSON does so once per network).
+
 Private, loopback, link-local, documentation and other non-global addresses (Python's
 ``ipaddress.is_global``, decided per block), addresses the database does not know and strings that are no IP
 address all give ``None``, never an error.
@@ -135,7 +138,7 @@ class GeoIP:
     """ECS GeoIP fields of client addresses from one or more MaxMind DB files (see the module docstring).
 
     :param path: a ``.mmdb`` file, or several (fields of the first that has them win).
-    :param cache_size: addresses (and, separately, blocks) kept in the caches; 0 disables them.
+    :param cache_size: addresses, blocks and networks kept in the caches (each separately); 0 disables them.
     """
 
     def __init__(self, path: str | Path | Sequence[str | Path], cache_size: int = 65536) -> None:
@@ -155,6 +158,7 @@ class GeoIP:
         self._readers: list[Any] = []
         self._by_ip: dict[str, tuple[dict[str, Any] | None, bool]] = {}
         self._by_block: dict[bytes, Any] = {}
+        self._by_network: dict[tuple[tuple[int, int], ...], dict[str, Any] | None] = {}
         try:
             for p in self.paths:
                 self._readers.append(self._open(maxminddb, p))
@@ -191,6 +195,7 @@ class GeoIP:
         self._readers = []
         self._by_ip.clear()
         self._by_block.clear()
+        self._by_network.clear()
 
     def __enter__(self) -> GeoIP:
         return self
@@ -234,7 +239,7 @@ class GeoIP:
         if known is _UNSEEN and not ipaddress.ip_address(packed).is_global:
             self._remember_block(block, None)
             return None, True
-        found, prefix = self._query(ip)
+        found, prefix = self._query(ip, packed)
         whole = known is _UNSEEN and prefix <= 8 * len(block)
         if known is _UNSEEN:
             self._remember_block(block, found if whole else _MIXED)
@@ -246,18 +251,30 @@ class GeoIP:
                 self._by_block.clear()
             self._by_block[block] = value
 
-    def _query(self, ip: str) -> tuple[dict[str, Any] | None, int]:
+    def _query(self, ip: str, packed: bytes) -> tuple[dict[str, Any] | None, int]:
         """The merged fields of all databases, and the longest prefix length of their networks (the smallest
-        network around ``ip`` with the same answer)."""
-        geo: dict[str, Any] = {}
-        asn: dict[str, Any] = {}
-        longest = 0
+        network around ``ip`` with the same answer). Addresses in the same networks get one shared answer
+        object (kept like the caches): its memory, and the JSON a caller makes of it, are paid per network."""
+        records: list[tuple[Any, int]] = []
         for reader in self._readers:
             try:
-                record, prefix = reader.get_with_prefix_len(ip)
+                records.append(reader.get_with_prefix_len(ip))
             except ValueError:  # an IPv6 address in an IPv4-only database: no answer anywhere in the block
+                records.append((None, -1))
+        bits = 8 * len(packed)
+        number = int.from_bytes(packed, "big")
+        networks = tuple(
+            (prefix, number >> max(bits - prefix, 0) if prefix >= 0 else 0) for _, prefix in records
+        )
+        longest = max((prefix for _, prefix in records), default=0)
+        known = self._by_network.get(networks, _UNSEEN)
+        if known is not _UNSEEN:
+            return known, longest
+        geo: dict[str, Any] = {}
+        asn: dict[str, Any] = {}
+        for record, prefix in records:
+            if prefix < 0:
                 continue
-            longest = max(longest, prefix)
             g, a = ecs_fields(record)
             for k, v in g.items():
                 geo.setdefault(k, v)
@@ -268,4 +285,9 @@ class GeoIP:
             result["geo"] = geo
         if asn:
             result["as"] = asn
-        return (result or None), longest
+        answer = result or None
+        if self.cache_size:
+            if len(self._by_network) >= self.cache_size:
+                self._by_network.clear()
+            self._by_network[networks] = answer
+        return answer, longest

@@ -106,12 +106,12 @@ def test_caches_answer_like_the_database(dbip: GeoIP) -> None:
     ]
     with GeoIP(DBIP, cache_size=0) as uncached:
         fresh = [uncached.lookup(ip) for ip in ips]
-        assert uncached._by_ip == {} and uncached._by_block == {}
+        assert uncached._by_ip == {} and uncached._by_block == {} and uncached._by_network == {}
     assert [dbip.lookup(ip) for ip in ips] == fresh
     assert [dbip.lookup(ip) for ip in reversed(ips)] == fresh[::-1]
     tiny = GeoIP(DBIP, cache_size=3)  # cleared again and again
     assert [tiny.lookup(ip) for ip in ips] == fresh
-    assert len(tiny._by_ip) <= 3 and len(tiny._by_block) <= 3
+    assert len(tiny._by_ip) <= 3 and len(tiny._by_block) <= 3 and len(tiny._by_network) <= 3
 
 
 def test_a_block_the_database_splits_is_looked_up_address_by_address() -> None:
@@ -121,7 +121,7 @@ def test_a_block_the_database_splits_is_looked_up_address_by_address() -> None:
         london = g.lookup("81.2.69.160")
         assert london is not None and london["geo"]["city_name"] == "London"
         assert g.lookup("81.2.69.10") is None
-        assert g.lookup("81.2.69.161") == london
+        assert g.lookup("81.2.69.161") is london  # another address of the same network: the same answer
         # 175.16.199.0/24 is one network: the rest of the block comes from the block cache
         changchun = g.lookup("175.16.199.3")
         assert changchun is not None and changchun["geo"]["city_name"] == "Changchun"
@@ -163,6 +163,48 @@ def test_asn_database_and_several_files_together() -> None:
         assert both.lookup("1.128.0.1") == {
             "as": {"number": 1221, "organization": {"name": "Telstra Pty Ltd"}}
         }
+
+
+def test_addresses_share_an_answer_exactly_when_every_database_puts_them_in_the_same_network() -> None:
+    # Addresses from the networks of two test databases whose networks cross (a city network holds several
+    # ASN networks and the other way round): with the caches, each answer is the database's own, and it is one
+    # shared object per pair of networks.
+    need(CITY_TEST, ASN_TEST)
+    import maxminddb
+
+    ips: set[str] = set()
+    for path in (CITY_TEST, ASN_TEST):
+        with maxminddb.open_database(str(path)) as reader:
+            for network, _record in reader:
+                if network.num_addresses > 1:
+                    ips.update(str(network[i]) for i in (0, 1, network.num_addresses // 2, -1))
+    ordered = sorted(ips)
+    random.Random(7).shuffle(ordered)
+    with GeoIP([CITY_TEST, ASN_TEST], cache_size=0) as uncached:
+        fresh = {ip: uncached.lookup(ip) for ip in ordered}
+        assert uncached._by_network == {}
+    with (
+        GeoIP([CITY_TEST, ASN_TEST]) as cached,
+        maxminddb.open_database(str(CITY_TEST)) as city,
+        maxminddb.open_database(str(ASN_TEST)) as asn,
+    ):
+        found = {ip: cached.lookup(ip) for ip in ordered}
+        assert found == fresh
+        by_networks: dict[tuple[str, str], set[int]] = {}
+        for ip in ordered:
+            by_networks.setdefault((_network(city, ip), _network(asn, ip)), set()).add(id(found[ip]))
+    assert len(by_networks) > 50 and len(ips) > 2 * len(by_networks)
+    assert all(len(ids) == 1 for ids in by_networks.values()), "one network pair, several answer objects"
+
+
+def _network(reader: Any, ip: str) -> str:
+    import ipaddress
+
+    try:
+        _record, prefix = reader.get_with_prefix_len(ip)
+    except ValueError:
+        return "-"
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 def test_ip_location_db_flat_layout_in_separate_ipv4_and_ipv6_files() -> None:
