@@ -20,7 +20,11 @@ from airflow_provider_logtap.hooks.kafka_range import KafkaRangeHook
 from airflow_provider_logtap.kafka.client import LIBRDKAFKA_LOGGER, KafkaUnreachableError
 from airflow_provider_logtap.sensors.kafka import KafkaBacklogSensor, KafkaRetentionRiskCheckOperator
 
-STDERR_LINE = re.compile(r"^%\d\|", re.MULTILINE)  # librdkafka's own stderr format: %<level>|<time>|<fac>|
+# The clients of the connections these tests build carry this client.id: librdkafka names a client
+# "<client.id>#<type>-<n>", and its own stderr format is "%<level>|<time>|<fac>|<name>| ...". Only lines of
+# these clients count: a client another test of the same process left alive (its broker gone) prints its own.
+CLIENT_ID = "logtap-stderr-check"
+STDERR_LINE = re.compile(rf"^%\d\|[^|]*\|[^|]*\|{re.escape(CLIENT_ID)}#", re.MULTILINE)
 
 
 @pytest.fixture
@@ -35,9 +39,31 @@ def closed_connection(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> str:
     """An Airflow Kafka connection whose bootstrap.servers is a closed port."""
     monkeypatch.setenv(
         "AIRFLOW_CONN_KAFKA_CLOSED",
-        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": f"127.0.0.1:{closed_port}"}}),
+        json.dumps(
+            {
+                "conn_type": "kafka",
+                "extra": {"bootstrap.servers": f"127.0.0.1:{closed_port}", "client.id": CLIENT_ID},
+            }
+        ),
     )
     return f"127.0.0.1:{closed_port}"
+
+
+def test_the_stderr_check_sees_a_raw_line_of_a_client_of_these_connections(
+    closed_port: int, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The check the tests below end with can fail: a client with their client.id and no logger prints a
+    line it finds; the same client with another client.id prints one it leaves."""
+    from confluent_kafka import Producer
+
+    capfd.readouterr()
+    for client_id in (CLIENT_ID, "another-test"):
+        producer = Producer({"bootstrap.servers": f"127.0.0.1:{closed_port}", "client.id": client_id})
+        producer.poll(0.5)
+        del producer
+    err = capfd.readouterr().err
+    assert re.search(r"^%\d\|[^|]*\|[^|]*\|another-test#producer-\d+\|", err, re.MULTILINE), err
+    assert len(STDERR_LINE.findall(err)) >= 1, err
 
 
 def librdkafka_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -107,12 +133,22 @@ def test_every_client_a_hook_builds_is_bounded_and_named(
         calls[operation]()
     assert time.monotonic() - began < 10
     assert_names_the_connection(failed.value, closed_connection)
-    assert len([r for r in librdkafka_records(caplog) if r.levelno >= logging.ERROR]) <= 4
+    records = librdkafka_records(caplog)
+    assert len([r for r in records if r.levelno >= logging.ERROR]) <= 4
+    # the hook's clients keep the connection's client.id: the stderr check below sees their lines
+    assert any(f"[{CLIENT_ID}#" in r.getMessage() for r in records), [r.getMessage() for r in records]
     assert not STDERR_LINE.search(capfd.readouterr().err)
 
 
 @pytest.fixture
-def hook(airflow_connections: None) -> KafkaRangeHook:
+def hook(airflow_connections: None, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> KafkaRangeHook:
+    """The default connection to the test broker, its clients named by CLIENT_ID."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KAFKA_DEFAULT",
+        json.dumps(
+            {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap, "client.id": CLIENT_ID}}
+        ),
+    )
     return KafkaRangeHook()
 
 
@@ -154,7 +190,10 @@ def test_librdkafka_lines_of_a_successful_check_come_at_their_own_level(
     monkeypatch.setenv(
         "AIRFLOW_CONN_KAFKA_DEBUG",
         json.dumps(
-            {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap, "debug": "generic"}}
+            {
+                "conn_type": "kafka",
+                "extra": {"bootstrap.servers": kafka_bootstrap, "debug": "generic", "client.id": CLIENT_ID},
+            }
         ),
     )
     create_topic(kafka_bootstrap, topic_name)
