@@ -32,7 +32,17 @@ class RecordBatch:
     (only under ``on_data_loss='log_start'``). A batch may be empty when it only carries ``lost``.
     """
 
-    __slots__ = ("_nbytes", "_offsets", "_records", "_timestamps", "_values", "lost", "partition", "topic")
+    __slots__ = (
+        "_nbytes",
+        "_offsets",
+        "_records",
+        "_timestamps",
+        "_tombstones",
+        "_values",
+        "lost",
+        "partition",
+        "topic",
+    )
 
     def __init__(
         self, topic: str, partition: int, records: Sequence[Record], lost: OffsetRange | None = None
@@ -45,6 +55,7 @@ class RecordBatch:
         self._offsets: list[int] | None = None
         self._timestamps: list[int] | None = None
         self._nbytes: int | None = None
+        self._tombstones: int | None = None
 
     @classmethod
     def of(
@@ -73,6 +84,25 @@ class RecordBatch:
             raise ValueError("offsets, values and timestamps must have the same length")
         batch = cls(topic, partition, values, lost)  # type: ignore[arg-type]
         batch._values, batch._offsets, batch._timestamps = values, offsets, timestamps
+        return batch
+
+    @classmethod
+    def of_records(
+        cls,
+        topic: str,
+        partition: int,
+        records: Sequence[Record],
+        values: list[bytes | None],
+        nbytes: int,
+        tombstones: int,
+        lost: OffsetRange | None = None,
+    ) -> RecordBatch:
+        """A batch of records whose values, their total length and the tombstones among them are known (the
+        reader's one pass over a consume result: ``_kernel.unpack``)."""
+        if len(values) != len(records):
+            raise ValueError("records and values must have the same length")
+        batch = cls(topic, partition, records, lost)
+        batch._values, batch._nbytes, batch._tombstones = values, nbytes, tombstones
         return batch
 
     def __len__(self) -> int:
@@ -107,6 +137,12 @@ class RecordBatch:
         if self._nbytes is None:
             self._nbytes = value_bytes(self.values)
         return self._nbytes
+
+    def tombstones(self) -> int:
+        """How many values are tombstones (``None``)."""
+        if self._tombstones is None:
+            self._tombstones = self.values.count(None)
+        return self._tombstones
 
 
 def value_bytes(values: Sequence[bytes | None]) -> int:

@@ -13,7 +13,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from airflow_provider_logtap.core.batch import RecordBatch
+from airflow_provider_logtap._kernel import unpack
+from airflow_provider_logtap.core.batch import RecordBatch, value_bytes
 from airflow_provider_logtap.core.progress import Progress
 from airflow_provider_logtap.core.ranges import OffsetRange
 from airflow_provider_logtap.errors import DataLossError, LogtapError, one_of
@@ -89,10 +90,10 @@ def read_range(
                     continue
                 last_delivery = time.monotonic()
                 reached_end = False
-                events = [m for m in messages if m.error() is not None]
+                # one pass in the kernel: the records' values, their bytes and tombstones, and the events
+                values, nbytes, tombstones, events = unpack(messages)
                 if events:
-                    messages = [m for m in messages if m.error() is None]
-                    for event in events:
+                    for event in [messages[i] for i in events]:
                         err = event.error()
                         code = err.code()
                         if code == KafkaError._PARTITION_EOF:
@@ -108,16 +109,28 @@ def read_range(
                             break
                         else:
                             raise LogtapError(f"{rng}: Kafka error at offset {position}: {err}")
+                    if messages:
+                        skip = set(events)
+                        messages = [m for i, m in enumerate(messages) if i not in skip]
+                    else:
+                        values = []
+                first = 0
+                last = len(messages)
                 if messages and messages[0].offset() < position:  # re-delivered after a re-assign
-                    messages = messages[bisect_left(messages, position, key=_offset) :]
-                if messages and messages[-1].offset() >= end:
-                    messages = messages[: bisect_left(messages, end, key=_offset)]
+                    first = bisect_left(messages, position, key=_offset)
+                if last > first and messages[-1].offset() >= end:
+                    last = bisect_left(messages, end, lo=first, key=_offset)
                     reached_end = True
+                if (first, last) != (0, len(messages)):
+                    messages, values = messages[first:last], values[first:last]
+                    nbytes, tombstones = value_bytes(values), values.count(None)
                 if messages:
-                    batch = RecordBatch(topic, partition, messages, lost)
+                    batch = RecordBatch.of_records(
+                        topic, partition, messages, values, nbytes, tombstones, lost
+                    )
                     lost = None
                     position = messages[-1].offset() + 1
-                    line = progress.update(len(messages), batch.nbytes(), position)
+                    line = progress.update(len(messages), nbytes, position)
                     if line:
                         report(line)
                     yield batch

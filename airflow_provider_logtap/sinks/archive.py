@@ -127,12 +127,12 @@ class _Building:
         invalid = embedded = 0
         out = b""
         if values:
-            lines: list[bytes] = [v for v in values if v is not None] if None in values else values  # type: ignore[assignment]
-            if lines:
-                # the kernel joins and checks the block without the GIL: the reading thread goes on meanwhile
-                data, embedded, utf8 = frame(lines)
-                if not utf8:
-                    invalid = sum(1 for v in lines if not _is_utf8(v))
+            # the kernel joins the lines (tombstones have none) and checks the block without the GIL: the reading
+            # thread goes on meanwhile
+            data, embedded, utf8 = frame(values)
+            if not utf8:
+                invalid = sum(1 for v in values if v is not None and not _is_utf8(v))
+            if data:
                 out = self.compressor.compress(data)
         if values is None:
             out += self.compressor.flush()
@@ -157,7 +157,7 @@ class _Building:
         self.records += j - i
         self.last_offset = batch.offset_at(j - 1)
         self.last_ts = batch.timestamp_at(j - 1)
-        tombstones = values.count(None)
+        tombstones = batch.tombstones() if whole else values.count(None)
         lines = len(values) - tombstones
         self.tombstones += tombstones
         if not lines:

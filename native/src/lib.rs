@@ -1279,15 +1279,18 @@ fn joined<'py>(py: Python<'py>, slices: &[&[u8]]) -> PyResult<Bound<'py, PyBytes
     })
 }
 
-/// The archive's framing of a block of lines: ``(b"\n".join(lines) + b"\n", embedded, utf8)``, ``embedded``
-/// the newlines inside the lines, ``utf8`` whether the whole block is valid UTF-8. The copy and the scans run
-/// without the GIL (the reading thread goes on meanwhile); the lines are held by this call while it runs.
+/// The archive's framing of a block of values: ``(b"\n".join(lines) + b"\n", embedded, utf8)`` of its lines
+/// (the values that are not ``None``: a tombstone has no bytes), ``embedded`` the newlines inside the lines,
+/// ``utf8`` whether the whole block is valid UTF-8. The copy and the scans run without the GIL (the reading
+/// thread goes on meanwhile); the lines are held by this call while it runs.
 #[pyfunction]
 fn frame<'py>(py: Python<'py>, lines: &Bound<'py, PyList>) -> PyResult<(Bound<'py, PyBytes>, usize, bool)> {
-    let held: Vec<Bound<'py, PyBytes>> = lines
-        .iter()
-        .map(|v| v.cast_into::<PyBytes>().map_err(PyErr::from))
-        .collect::<PyResult<_>>()?;
+    let mut held: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(lines.len());
+    for v in lines.iter() {
+        if !v.is_none() {
+            held.push(v.cast_into::<PyBytes>()?);
+        }
+    }
     let slices: Vec<&[u8]> = held.iter().map(|b| b.as_bytes()).collect();
     let total: usize = slices.iter().map(|s| s.len() + 1).sum();
     let mut embedded = 0;
@@ -1307,9 +1310,41 @@ fn frame<'py>(py: Python<'py>, lines: &Bound<'py, PyList>) -> PyResult<(Bound<'p
     Ok((data, embedded, utf8))
 }
 
+/// One pass over a consume() result: ``(values, nbytes, tombstones, events)``: the values of the messages
+/// that are records (``None`` for a tombstone), their total length, the tombstones among them, and the indexes
+/// of the messages that are events (``error()`` is not ``None``: end of partition, an error), left out of the
+/// rest.
+#[pyfunction]
+fn unpack<'py>(
+    py: Python<'py>,
+    messages: &Bound<'py, PyList>,
+) -> PyResult<(Bound<'py, PyList>, usize, usize, Vec<usize>)> {
+    let value = pyo3::intern!(py, "value");
+    let error = pyo3::intern!(py, "error");
+    let mut values: Vec<Bound<'py, PyAny>> = Vec::with_capacity(messages.len());
+    let mut nbytes = 0;
+    let mut tombstones = 0;
+    let mut events = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if !m.call_method0(error)?.is_none() {
+            events.push(i);
+            continue;
+        }
+        let v = m.call_method0(value)?;
+        if v.is_none() {
+            tombstones += 1;
+        } else {
+            nbytes += v.cast::<PyBytes>()?.as_bytes().len();
+        }
+        values.push(v);
+    }
+    Ok((PyList::new(py, values)?, nbytes, tombstones, events))
+}
+
 #[pymodule]
 fn _kernel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(frame, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack, m)?)?;
     m.add_function(wrap_pyfunction!(py_apache_epoch, m)?)?;
     m.add_function(wrap_pyfunction!(py_iso_utc, m)?)?;
     m.add_function(wrap_pyfunction!(py_ip_address, m)?)?;

@@ -16,7 +16,7 @@ from devstack.loggen import generate
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_logtap._kernel import frame, geo_block, ip_address
+from airflow_provider_logtap._kernel import frame, geo_block, ip_address, unpack
 from airflow_provider_logtap.core.accesslog import LOG_FORMATS, TOMBSTONE, AccessLogParser
 from airflow_provider_logtap.core.eventtime import FORMATS, EventTimeReader, TimeFormat
 from airflow_provider_logtap.core.partitions import EventTimePartitioner, PartitionTemplate
@@ -294,14 +294,18 @@ def test_a_parser_and_a_partitioner_shared_by_threads_take_turns() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
-        st.binary(max_size=40) | st.sampled_from([b"\n", b"a\nb", b"\xff", b"\xed\xa0\x80", b"\xc3\xa9"])
+        st.binary(max_size=40)
+        | st.sampled_from([b"\n", b"a\nb", b"\xff", b"\xed\xa0\x80", b"\xc3\xa9", None])
     )
 )
-def test_the_archive_framing_is_the_joined_block_its_embedded_newlines_and_utf8(lines: list[bytes]) -> None:
+def test_the_archive_framing_is_the_joined_block_its_embedded_newlines_and_utf8(
+    lines: list[bytes | None],
+) -> None:
     data, embedded, utf8 = frame(lines)
-    want = b"\n".join([*lines, b""])
+    kept = [v for v in lines if v is not None]  # a tombstone has no line
+    want = b"\n".join([*kept, b""]) if kept else b""
     assert data == want
-    assert embedded == want.count(b"\n") - len(lines)
+    assert embedded == want.count(b"\n") - len(kept)
     try:
         want.decode("utf-8")
     except UnicodeDecodeError:
@@ -313,6 +317,47 @@ def test_the_archive_framing_is_the_joined_block_its_embedded_newlines_and_utf8(
 def test_the_archive_framing_takes_bytes_only() -> None:
     with pytest.raises(TypeError):
         frame([b"a", "b"])  # type: ignore[list-item]
+
+
+class _Message:
+    """What unpack reads of a consume() result's items: ``error()`` and ``value()`` (confluent_kafka.Message)."""
+
+    def __init__(self, value: bytes | None, error: str | None) -> None:
+        self._value, self._error = value, error
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def error(self) -> str | None:
+        return self._error
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(max_size=30) | st.none(), st.none() | st.sampled_from(["_PARTITION_EOF", "broker"])
+        )
+    )
+)
+def test_unpack_is_the_records_values_their_bytes_tombstones_and_the_events(
+    items: list[tuple[bytes | None, str | None]],
+) -> None:
+    messages = [_Message(v, e) for v, e in items]
+    values, nbytes, tombstones, events = unpack(messages)
+    records = [m for m in messages if m.error() is None]
+    assert values == [m.value() for m in records]
+    assert all(
+        a is b.value() for a, b in zip(values, records, strict=True)
+    )  # the values themselves, no copies
+    assert nbytes == sum(len(v) for v in values if v is not None)
+    assert tombstones == values.count(None)
+    assert events == [i for i, m in enumerate(messages) if m.error() is not None]
+
+
+def test_unpack_fails_on_a_value_that_is_no_bytes() -> None:
+    with pytest.raises(TypeError):
+        unpack([_Message("text", None)])  # type: ignore[arg-type]
 
 
 # -- IP addresses: the kernel reads them as glibc's inet_pton does ----------------------------------------------
