@@ -128,3 +128,36 @@ def test_metadata_names() -> None:
 def test_format_validation(kw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ArchiveFormat(**kw)  # type: ignore[arg-type]
+
+
+class _Record:
+    def __init__(self, offset: int, value: bytes | None) -> None:
+        self._offset, self._value = offset, value
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1000 + self._offset)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.binary(max_size=20) | st.none(), min_size=1, max_size=40))
+def test_a_batch_of_records_with_known_values_archives_like_one_that_reads_them(
+    values: list[bytes | None],
+) -> None:
+    # The reader's batches carry the values, bytes and tombstones the kernel's unpack counted in one pass.
+    records = [_Record(i, v) for i, v in enumerate(values)]
+    plain = RecordBatch("t", 0, records)
+    known = RecordBatch.of_records(
+        "t", 0, records, [r.value() for r in records], plain.nbytes(), values.count(None)
+    )
+    assert known.tombstones() == RecordBatch("t", 0, records).tombstones() == values.count(None)
+    rng = OffsetRange(topic="t", partition=0, start=0, end=len(values))
+    fmt = ArchiveFormat(max_records=7)
+    assert chunks(rng, [known], fmt) == chunks(rng, [RecordBatch("t", 0, records)], fmt)
+    with pytest.raises(ValueError, match="same length"):
+        RecordBatch.of_records("t", 0, records, [], 0, 0)
