@@ -158,7 +158,7 @@ class GeoIP:
         self._readers: list[Any] = []
         self._by_ip: dict[str, tuple[dict[str, Any] | None, bool]] = {}
         self._by_block: dict[bytes, Any] = {}
-        self._by_network: dict[tuple[tuple[int, int], ...], dict[str, Any] | None] = {}
+        self._by_network: dict[tuple[tuple[int, int, int], ...], dict[str, Any] | None] = {}
         try:
             for p in self.paths:
                 self._readers.append(self._open(maxminddb, p))
@@ -263,8 +263,9 @@ class GeoIP:
                 records.append((None, -1))
         bits = 8 * len(packed)
         number = int.from_bytes(packed, "big")
+        # (bits, prefix, network) per database: an IPv4 and an IPv6 network with the same prefix and bits differ
         networks = tuple(
-            (prefix, number >> max(bits - prefix, 0) if prefix >= 0 else 0) for _, prefix in records
+            (bits, prefix, number >> max(bits - prefix, 0) if prefix >= 0 else 0) for _, prefix in records
         )
         longest = max((prefix for _, prefix in records), default=0)
         known = self._by_network.get(networks, _UNSEEN)
