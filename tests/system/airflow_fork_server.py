@@ -36,11 +36,16 @@ def preload() -> None:
     from airflow.cli.commands import dag_command, task_command  # noqa: F401
 
     if airflow.__version__.startswith("3."):
-        # dags test's and tasks test's in-process execution API: its first app builds (and caches, module-wide)
-        # the versioned schemas of every route, seconds the next app, in each fork, no longer spends.
-        from airflow.api_fastapi.execution_api.app import create_task_execution_api_app
+        # dags test's and tasks test's in-process execution API (one per process, the supervisor's
+        # in_process_api_server()): built here, and its Cadwyn app initialised (the versioned routers of every
+        # route and schema, which Cadwyn otherwise generates on the first request: 8-10 s of every command's
+        # first task under load), so each fork inherits it ready. Its transport (an event loop on a thread) is
+        # made in the fork: threads do not survive a fork.
+        from airflow.sdk.execution_time.supervisor import in_process_api_server
 
-        create_task_execution_api_app()
+        app = in_process_api_server().app
+        if not getattr(app, "_cadwyn_initialized", True):
+            app._cadwyn_initialize()
 
 
 def run_child(request: dict[str, object]) -> int:
