@@ -491,7 +491,7 @@ class HdfsEventTimeSink:
                         value=value,
                     ),
                 )
-            dead = values.count(None)
+            dead = batch.tombstones()
             tally.tombstones += dead
             tally.total += len(values) - dead
             tally.bad += len(rejects)

@@ -294,7 +294,7 @@ class SearchSink:
                 indices.update(used)
                 spool.write(body)
                 nbytes += batch.nbytes()
-                total += len(values) - values.count(None)
+                total += len(values) - batch.tombstones()
                 if not rest:
                     continue
                 left = [values[i] for i in rest]
