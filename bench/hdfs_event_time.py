@@ -3,7 +3,8 @@
     .venv/bin/python bench/hdfs_event_time.py [--lines 500000] [--rounds 5] [--days 4] [--parallel-files 8]
         [--modes read,split,hdfs]
 
-Modes: ``read`` (the range reader alone), ``split`` (read + find each line's event time + partition into local
+Modes: ``consume`` (confluent-kafka's bare consume loop, the messages dropped: the ceiling of any path reading
+through it), ``read`` (the range reader alone), ``split`` (read + find each line's event time + partition into local
 spool files: the CPU work of the sink), ``hdfs`` (the whole write through WebHDFS into a MiniDFSCluster, temp
 files renamed into place). ``--modes read,split`` leaves the MiniDFSCluster out (its JVM keeps a share of the two
 cores busy between its writes, which the other modes of later rounds then lack). Target: event-time partitioned
@@ -19,7 +20,7 @@ import time
 import uuid
 from contextlib import nullcontext
 
-from common import fill_topic, kcat_seconds, mb, range_batches, rounds, services, webhdfs
+from common import consume_only, fill_topic, kcat_seconds, mb, range_batches, rounds, services, webhdfs
 
 from airflow_provider_logtap.core.partitions import PARALLEL_FILES
 
@@ -32,11 +33,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--days", type=float, default=4.0)
     parser.add_argument("--parallel-files", type=int, default=PARALLEL_FILES)
-    parser.add_argument("--modes", default="read,split,hdfs", help="comma-separated: read, split, hdfs")
+    parser.add_argument(
+        "--modes", default="read,split,hdfs", help="comma-separated: consume, read, split, hdfs"
+    )
     args = parser.parse_args()
     chosen = args.modes.split(",")
-    if not set(chosen) <= {"read", "split", "hdfs"}:
-        parser.error(f"--modes must be of read, split, hdfs. Got {args.modes!r}")
+    known = ("consume", "read", "split", "hdfs")
+    if not set(chosen) <= set(known):
+        parser.error(f"--modes must be of {', '.join(known)}. Got {args.modes!r}")
 
     from hdfs import InsecureClient
 
@@ -62,6 +66,9 @@ def main() -> int:
 
         def partitioner() -> EventTimePartitioner:
             return EventTimePartitioner(EventTimeReader(), PartitionTemplate())
+
+        def consume() -> int:
+            return consume_only(bootstrap, rng)
 
         def read() -> int:
             return sum(len(b.values) for b in batches())
@@ -90,7 +97,9 @@ def main() -> int:
             )
             return result.written
 
-        modes = {name: {"read": read, "split": split, "hdfs": hdfs}[name] for name in chosen}
+        modes = {
+            name: {"consume": consume, "read": read, "split": split, "hdfs": hdfs}[name] for name in chosen
+        }
         rounds(
             modes,
             lambda: kcat_seconds(bootstrap, topic, args.lines, repeat=1),

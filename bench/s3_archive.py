@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/s3_archive.py [--lines 500000] [--rounds 7] [--compression gzip] [--level N]
 
-Each round runs kcat, then logtap's read alone, read + chunk + compress, and the whole S3 write, back to back
+Each round runs kcat, then confluent-kafka's bare consume loop (``consume``: the messages dropped, the ceiling
+of any path reading through it), logtap's read alone, read + chunk + compress, and the whole S3 write, back to back
 on the same topic, so that a ratio compares like with like on a machine whose speed drifts; the figure is the
 median ratio over the rounds (target: the S3 archive >= 0.5x kcat's bytes/s). Then peak RSS of a whole S3
 write, each in a fresh interpreter, for growing range sizes (target: flat).
@@ -17,7 +18,7 @@ import sys
 import time
 import uuid
 
-from common import ROOT, fill_topic, kcat_seconds, mb, range_batches, rounds, services
+from common import ROOT, consume_only, fill_topic, kcat_seconds, mb, range_batches, rounds, services
 
 
 def main() -> int:
@@ -57,6 +58,9 @@ def main() -> int:
         def batches():  # type: ignore[no-untyped-def]
             return range_batches(bootstrap, rng)
 
+        def consume() -> int:
+            return consume_only(bootstrap, rng)
+
         def read() -> int:
             return sum(len(b.values) for b in batches())
 
@@ -70,7 +74,7 @@ def main() -> int:
         def s3() -> int:
             return sink.write(rng, batches()).written
 
-        modes = {"read": read, "chunk": chunk, "s3": s3}
+        modes = {"consume": consume, "read": read, "chunk": chunk, "s3": s3}
         rounds(
             modes,
             lambda: kcat_seconds(bootstrap, topic, args.lines, repeat=1),
