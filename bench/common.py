@@ -118,21 +118,23 @@ def range_batches(bootstrap: str, rng: Any) -> Iterator[Any]:
 
 def consume_only(bootstrap: str, rng: Any, batch_size: int = 2000) -> int:
     """confluent-kafka's own consume loop over ``rng`` (a topic without gaps), nothing done with the messages:
-    the ceiling of every path that reads through confluent-kafka, with the reader's configuration and batch
-    size. Returns the records consumed (the offsets reached)."""
+    the ceiling of every path that reads through confluent-kafka, with the reader's configuration, batch size
+    and paused GC. Returns the records consumed (the offsets reached)."""
     from confluent_kafka import Consumer, TopicPartition
 
     from airflow_provider_logtap.kafka.client import reader_config
+    from airflow_provider_logtap.kafka.reader import gc_paused
 
     consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, "bench"))
     try:
-        consumer.assign([TopicPartition(rng.topic, rng.partition, rng.start)])
-        position = rng.start
-        while position < rng.end:
-            messages = consumer.consume(min(batch_size, rng.end - position), 0.2)
-            if messages and messages[-1].error() is None:
-                position = messages[-1].offset() + 1
-        return position - rng.start
+        with gc_paused():
+            consumer.assign([TopicPartition(rng.topic, rng.partition, rng.start)])
+            position = rng.start
+            while position < rng.end:
+                messages = consumer.consume(min(batch_size, rng.end - position), 0.2)
+                if messages and messages[-1].error() is None:
+                    position = messages[-1].offset() + 1
+            return position - rng.start
     finally:
         consumer.close()
 
