@@ -127,14 +127,14 @@ def consume_only(bootstrap: str, rng: Any, batch_size: int = 2000) -> int:
 
     consumer = Consumer(reader_config({"bootstrap.servers": bootstrap}, "bench"))
     try:
-        with gc_paused():
-            consumer.assign([TopicPartition(rng.topic, rng.partition, rng.start)])
-            position = rng.start
-            while position < rng.end:
+        consumer.assign([TopicPartition(rng.topic, rng.partition, rng.start)])
+        position = rng.start
+        while position < rng.end:
+            with gc_paused():
                 messages = consumer.consume(min(batch_size, rng.end - position), 0.2)
-                if messages and messages[-1].error() is None:
-                    position = messages[-1].offset() + 1
-            return position - rng.start
+            if messages and messages[-1].error() is None:
+                position = messages[-1].offset() + 1
+        return position - rng.start
     finally:
         consumer.close()
 

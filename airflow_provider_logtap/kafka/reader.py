@@ -36,7 +36,9 @@ class ReadStalledError(LogtapError):
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while consuming: batches allocate many short-lived tracked objects, no cycles."""
+    """Pause the cyclic GC for one consume call: it allocates thousands of tracked objects (no cycles), and
+    collections in between would traverse them again and again. Never across a ``yield``: a read abandoned by
+    its caller must not leave the collector off."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -78,64 +80,60 @@ def read_range(
     lost: OffsetRange | None = None
     last_delivery = time.monotonic()
     try:
-        with gc_paused():
-            while position < end:
+        while position < end:
+            with gc_paused():  # while consume() makes a tracked Message per record (bench/README.md)
                 messages = consumer.consume(min(batch_size, end - position), poll_timeout)
-                if not messages:
-                    if time.monotonic() - last_delivery > stall_timeout:
-                        raise ReadStalledError(
-                            f"{rng}: nothing delivered for {stall_timeout:.0f}s at offset {position}. An open "
-                            "transaction may hold the last stable offset back, or the broker is unreachable."
-                        )
-                    continue
-                last_delivery = time.monotonic()
-                reached_end = False
-                # one pass in the kernel: the records' values, their bytes and tombstones, and the events
-                values, nbytes, tombstones, events = unpack(messages)
-                if events:
-                    for event in [messages[i] for i in events]:
-                        err = event.error()
-                        code = err.code()
-                        if code == KafkaError._PARTITION_EOF:
-                            # At the end of the log: the offsets up to it hold no further record.
-                            reached_end = reached_end or event.offset() >= end
-                        elif code in _RETENTION_ERRORS:
-                            gone = _lost_range(consumer, rng, position, err, on_data_loss)
-                            report(
-                                f"{rng}: offsets {gone.start}-{gone.end - 1} LOST to retention while reading"
-                            )
-                            lost, position, messages = gone, gone.end, []
-                            consumer.assign([TopicPartition(topic, partition, position)])
-                            break
-                        else:
-                            raise LogtapError(f"{rng}: Kafka error at offset {position}: {err}")
-                    if messages:
-                        skip = set(events)
-                        messages = [m for i, m in enumerate(messages) if i not in skip]
-                    else:
-                        values = []
-                first = 0
-                last = len(messages)
-                if messages and messages[0].offset() < position:  # re-delivered after a re-assign
-                    first = bisect_left(messages, position, key=_offset)
-                if last > first and messages[-1].offset() >= end:
-                    last = bisect_left(messages, end, lo=first, key=_offset)
-                    reached_end = True
-                if (first, last) != (0, len(messages)):
-                    messages, values = messages[first:last], values[first:last]
-                    nbytes, tombstones = value_bytes(values), values.count(None)
-                if messages:
-                    batch = RecordBatch.of_records(
-                        topic, partition, messages, values, nbytes, tombstones, lost
+            if not messages:
+                if time.monotonic() - last_delivery > stall_timeout:
+                    raise ReadStalledError(
+                        f"{rng}: nothing delivered for {stall_timeout:.0f}s at offset {position}. An open "
+                        "transaction may hold the last stable offset back, or the broker is unreachable."
                     )
-                    lost = None
-                    position = messages[-1].offset() + 1
-                    line = progress.update(len(messages), nbytes, position)
-                    if line:
-                        report(line)
-                    yield batch
-                if reached_end:
-                    position = end
+                continue
+            last_delivery = time.monotonic()
+            reached_end = False
+            # one pass in the kernel: the records' values, their bytes and tombstones, and the events
+            values, nbytes, tombstones, events = unpack(messages)
+            if events:
+                for event in [messages[i] for i in events]:
+                    err = event.error()
+                    code = err.code()
+                    if code == KafkaError._PARTITION_EOF:
+                        # At the end of the log: the offsets up to it hold no further record.
+                        reached_end = reached_end or event.offset() >= end
+                    elif code in _RETENTION_ERRORS:
+                        gone = _lost_range(consumer, rng, position, err, on_data_loss)
+                        report(f"{rng}: offsets {gone.start}-{gone.end - 1} LOST to retention while reading")
+                        lost, position, messages = gone, gone.end, []
+                        consumer.assign([TopicPartition(topic, partition, position)])
+                        break
+                    else:
+                        raise LogtapError(f"{rng}: Kafka error at offset {position}: {err}")
+                if messages:
+                    skip = set(events)
+                    messages = [m for i, m in enumerate(messages) if i not in skip]
+                else:
+                    values = []
+            first = 0
+            last = len(messages)
+            if messages and messages[0].offset() < position:  # re-delivered after a re-assign
+                first = bisect_left(messages, position, key=_offset)
+            if last > first and messages[-1].offset() >= end:
+                last = bisect_left(messages, end, lo=first, key=_offset)
+                reached_end = True
+            if (first, last) != (0, len(messages)):
+                messages, values = messages[first:last], values[first:last]
+                nbytes, tombstones = value_bytes(values), values.count(None)
+            if messages:
+                batch = RecordBatch.of_records(topic, partition, messages, values, nbytes, tombstones, lost)
+                lost = None
+                position = messages[-1].offset() + 1
+                line = progress.update(len(messages), nbytes, position)
+                if line:
+                    report(line)
+                yield batch
+            if reached_end:
+                position = end
         if lost is not None:  # the range ended inside the lost part
             yield RecordBatch(topic, partition, [], lost)
         progress.update(0, 0, position)  # at the end, also when the last offsets held no record

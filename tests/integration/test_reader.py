@@ -142,3 +142,34 @@ def test_a_half_read_range_closed_after_its_consumer_ends_quietly(
     assert next(batches).offsets[0] == 0
     c.close()
     batches.close()  # raised RuntimeError("Consumer closed") from the generator's finally before
+
+
+def test_the_collector_runs_while_a_read_waits_for_its_caller(
+    kafka_bootstrap: str, topic_name: str, consumer: Consumer
+) -> None:
+    """The GC is paused for each consume call only: a read suspended between batches, or abandoned by its
+    caller inside a reference cycle (an exception's traceback holding the frame that holds the generator),
+    leaves the collector on, and the collector then finalises the abandoned read."""
+    import gc
+
+    create_topic(kafka_bootstrap, topic_name)
+    produce(kafka_bootstrap, topic_name, 0, [b"x%d" % i for i in range(100)])
+    assert gc.isenabled()
+    batches = read_range(
+        consumer, OffsetRange(topic=topic_name, partition=0, start=0, end=100), batch_size=10
+    )
+    for batch in batches:
+        assert gc.isenabled(), f"GC off at offset {batch.offsets[0]}, while the caller holds the batch"
+        break
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.self, holder.read = holder, batches  # type: ignore[attr-defined]
+    del holder, batches  # only the cycle holds the suspended read now
+    assert consumer.assignment(), "the suspended read holds its assignment"
+    assert gc.isenabled()
+    gc.collect()
+    assert consumer.assignment() == [], "the abandoned read was not finalised (its finally unassigns)"
+    assert gc.isenabled()
