@@ -10,4 +10,11 @@ export LOGTAP_REQUIRE_AIRFLOW2=1  # the system tests marked airflow2 run on Airf
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The kernel's Rust stays rustfmt-clean (rustfmt comes with rustup's default profile).
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+if cargo fmt --version >/dev/null 2>&1; then
+  (cd native && cargo fmt --check)
+else
+  echo "rustfmt is not installed (rustup component add rustfmt): native/ not format-checked" >&2
+fi
 exec .venv/bin/python -m pytest -ra -n "${LOGTAP_TEST_WORKERS:-3}" --dist loadgroup --durations 0 --durations-min 20 "${@:-tests}"

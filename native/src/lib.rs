@@ -477,7 +477,10 @@ impl NotApache {
                         }
                     })
                     .collect();
-                format!("unknown month {}", pyo3::types::PyString::new(py, &decoded).repr()?)
+                format!(
+                    "unknown month {}",
+                    pyo3::types::PyString::new(py, &decoded).repr()?
+                )
             }
             NotApache::Day => "day out of range".to_owned(),
             NotApache::Zone => "zone offset out of range".to_owned(),
@@ -525,7 +528,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 fn two(t: &[u8], at: usize) -> Option<i64> {
     let (a, b) = (t[at], t[at + 1]);
-    (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+    (a.is_ascii_digit() && b.is_ascii_digit())
+        .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
 }
 
 /// UTC epoch seconds of an Apache time text, read exactly as strptime's `%d/%b/%Y:%H:%M:%S %z` reads it (ASCII
@@ -1062,7 +1066,11 @@ impl Splitter {
         if let Some(&known) = self.minutes.get(&minute) {
             return Ok(known);
         }
-        let ask = self.minute_place.as_ref().expect("apache texts only").bind(py);
+        let ask = self
+            .minute_place
+            .as_ref()
+            .expect("apache texts only")
+            .bind(py);
         let path = ask.call1((minute * 60,))?;
         let place = if path.is_none() {
             None
@@ -1158,7 +1166,11 @@ type Placed<'py> = (
 );
 
 impl Splitter {
-    fn place_all<'py>(&mut self, py: Python<'py>, values: &Bound<'py, PyList>) -> PyResult<Placed<'py>> {
+    fn place_all<'py>(
+        &mut self,
+        py: Python<'py>,
+        values: &Bound<'py, PyList>,
+    ) -> PyResult<Placed<'py>> {
         if self.texts.len() + self.minutes.len() + self.reasons.len() >= self.limit {
             // full: start again, between batches only (a batch's lines are kept by their paths' numbers)
             self.texts.clear();
@@ -1178,7 +1190,10 @@ impl Splitter {
         let this = &*self;
         let found: Vec<Found> = py.detach(|| {
             let mut captures = this.regex.capture_locations();
-            slices.iter().map(|line| this.find(line, &mut captures)).collect()
+            slices
+                .iter()
+                .map(|line| this.find(line, &mut captures))
+                .collect()
         });
         let mut lines: Vec<Vec<usize>> = Vec::new();
         let bad = PyList::empty(py);
@@ -1284,7 +1299,10 @@ fn joined<'py>(py: Python<'py>, slices: &[&[u8]]) -> PyResult<Bound<'py, PyBytes
 /// ``utf8`` whether the whole block is valid UTF-8. The copy and the scans run without the GIL (the reading
 /// thread goes on meanwhile); the lines are held by this call while it runs.
 #[pyfunction]
-fn frame<'py>(py: Python<'py>, lines: &Bound<'py, PyList>) -> PyResult<(Bound<'py, PyBytes>, usize, bool)> {
+fn frame<'py>(
+    py: Python<'py>,
+    lines: &Bound<'py, PyList>,
+) -> PyResult<(Bound<'py, PyBytes>, usize, bool)> {
     let mut held: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(lines.len());
     for v in lines.iter() {
         if !v.is_none() {
@@ -1379,9 +1397,18 @@ mod tests {
 
     #[test]
     fn apache_and_iso() {
-        assert_eq!(apache_epoch(b"28/Oct/2015:14:03:20 +0000"), Ok(1_446_041_000));
-        assert_eq!(apache_epoch(b"28/Oct/2015:06:03:20 -0800"), Ok(1_446_041_000));
-        assert_eq!(apache_epoch(b"28/Okt/2015:06:03:20 -0800"), Err(NotApache::Month(*b"Okt")));
+        assert_eq!(
+            apache_epoch(b"28/Oct/2015:14:03:20 +0000"),
+            Ok(1_446_041_000)
+        );
+        assert_eq!(
+            apache_epoch(b"28/Oct/2015:06:03:20 -0800"),
+            Ok(1_446_041_000)
+        );
+        assert_eq!(
+            apache_epoch(b"28/Okt/2015:06:03:20 -0800"),
+            Err(NotApache::Month(*b"Okt"))
+        );
         let mut out = Vec::new();
         assert_eq!(write_iso_utc(&mut out, 1_446_041_000), Ok(()));
         assert_eq!(out, b"2015-10-28T14:03:20Z");
@@ -1399,7 +1426,10 @@ mod tests {
         let v6 = ip_address(b"2001:db8::1").unwrap();
         assert_eq!(v6.len(), 16);
         assert_eq!(geo_block(&v6), &[0x20, 0x01, 0x0d, 0xb8, 0, 0]);
-        assert_eq!(ip_address(b"1:2:3:4:5:6:7:8"), Some((1..=8).flat_map(|g: u8| [0, g]).collect()));
+        assert_eq!(
+            ip_address(b"1:2:3:4:5:6:7:8"),
+            Some((1..=8).flat_map(|g: u8| [0, g]).collect())
+        );
         assert_eq!(ip_address(b"1:2:3:4:5:6:7:8::"), None); // "::" standing for no group
         assert_eq!(ip_address(b"12345::"), None); // five hex digits
         assert_eq!(ip_address(b"1::2:"), None); // a trailing single colon
