@@ -68,19 +68,44 @@ class Installed:
 LOCKS = {"3": ROOT, "2": ROOT / "dev" / "airflow2"}
 
 
-@pytest.fixture(scope="module", params=sorted(LOCKS, reverse=True), ids=lambda v: f"airflow{v}")
-def installed(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Installed]:
-    version = str(request.param)
-    uv = shutil.which("uv")
-    assert uv, "uv is needed to build and install the wheel (dev/install.sh installs it)"
-    work = tmp_path_factory.mktemp("wheel-install")
-    base_env = {
+def _base_env() -> dict[str, str]:
+    """This process's environment without anything of Airflow, logtap, Python paths or a virtualenv."""
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("AIRFLOW", "LOGTAP", "PYTHON", "VIRTUAL_ENV", "UV_PROJECT"))
     }
+
+
+def _uv(seconds: dict[str, float], step: str, cwd: Path, *args: str) -> None:
+    uv = shutil.which("uv")
+    assert uv, "uv is needed to build and install the wheel (dev/install.sh installs it)"
+    # The kernel's crates, compiled once for the repo's own install (dev/install.sh), serve the wheel's build too.
+    env = {**_base_env(), "CARGO_TARGET_DIR": str(ROOT / "native" / "target")}
+    started = time.monotonic()
+    proc = subprocess.run([uv, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
+    seconds[step] = round(time.monotonic() - started, 1)
+    assert proc.returncode == 0, f"uv {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """The wheel, built once for both installs, and the seconds its build took."""
+    work = tmp_path_factory.mktemp("wheel-build")
+    seconds: dict[str, float] = {}
+    # `uv build` without --wheel builds the sdist, then the wheel from the unpacked sdist.
+    _uv(seconds, "build", work, "build", "--quiet", "--out-dir", str(work / "dist"), str(ROOT))
+    [wheel] = (work / "dist").glob("*.whl")
+    return wheel, seconds["build"]
+
+
+@pytest.fixture(scope="module", params=sorted(LOCKS, reverse=True), ids=lambda v: f"airflow{v}")
+def installed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, built: tuple[Path, float]
+) -> Iterator[Installed]:
+    version = str(request.param)
+    work = tmp_path_factory.mktemp("wheel-install")
+    base_env = _base_env()
     venv = work / "venv"
     env = {
         **base_env,
@@ -91,19 +116,13 @@ def installed(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "PYTHONWARNINGS": "ignore",
     }
-    box = Installed(work=work, wheel=work, venv=venv, env=env, version=version)
-    # The kernel's crates, compiled once for the repo's own install (dev/install.sh), serve the wheel's build too.
-    uv_env = {**base_env, "CARGO_TARGET_DIR": str(ROOT / "native" / "target")}
+    wheel, build_seconds = built
+    box = Installed(work=work, wheel=wheel, venv=venv, env=env, version=version)
+    box.seconds["build (once for both)"] = build_seconds
 
     def uv_run(step: str, *args: str) -> None:
-        started = time.monotonic()
-        proc = subprocess.run([uv, *args], env=uv_env, cwd=work, capture_output=True, text=True, timeout=900)
-        box.seconds[step] = round(time.monotonic() - started, 1)
-        assert proc.returncode == 0, f"uv {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}"
+        _uv(box.seconds, step, work, *args)
 
-    # `uv build` without --wheel builds the sdist, then the wheel from the unpacked sdist.
-    uv_run("build", "build", "--quiet", "--out-dir", str(work / "dist"), str(ROOT))
-    [box.wheel] = (work / "dist").glob("*.whl")
     constraints = work / "constraints.txt"
     uv_run(
         "export",
