@@ -23,6 +23,14 @@ if "AIRFLOW_HOME" not in os.environ or os.environ.get("LOGTAP_TEST_OWN_AIRFLOW_H
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 
+# Property tests check what a function returns, not how fast one example runs: beside three xdist workers and the
+# services on a loaded CI machine, one example can take several times its usual time (a 55 ms chunking example
+# took 317 ms once, over Hypothesis's default 200 ms deadline, and failed the run as "flaky"). No deadline, anywhere.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("logtap")
+settings.load_profile("logtap")
+
 # opensearch-py logs every request as a curl command with its whole body at INFO.
 import logging  # noqa: E402
 

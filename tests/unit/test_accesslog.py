@@ -421,7 +421,7 @@ def decoded(raw: bytes) -> str:
         return raw.decode("utf-8", "backslashreplace")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(
     vhost=st.one_of(
         st.none(),
@@ -525,7 +525,7 @@ def test_formatted_lines_parse_back(
         assert AccessLogParser(log_format=fmt).parse(line) == doc
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.lists(
         st.one_of(st.none(), st.binary(max_size=120), st.sampled_from([COMMON, COMBINED, VHOST])), max_size=20
@@ -541,7 +541,7 @@ def test_any_bytes_give_a_document_or_a_reason_never_an_error(values: list[bytes
     assert all(isinstance(reason, str) and reason for _, reason in rejected)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     st.binary(max_size=40).map(lambda b: b.replace(b'"', b"")),
     st.sampled_from([COMMON, COMBINED, VHOST]),

@@ -33,7 +33,7 @@ def chunks(rng: OffsetRange, batches: list[RecordBatch], fmt: ArchiveFormat) -> 
 values_st = st.lists(st.one_of(st.none(), st.binary(max_size=30)), max_size=60)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     values=values_st,
     gaps=st.lists(st.integers(1, 3), min_size=60, max_size=60),
@@ -144,7 +144,7 @@ class _Record:
         return (1, 1000 + self._offset)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.lists(st.binary(max_size=20) | st.none(), min_size=1, max_size=40))
 def test_a_batch_of_records_with_known_values_archives_like_one_that_reads_them(
     values: list[bytes | None],

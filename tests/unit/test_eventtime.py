@@ -458,7 +458,7 @@ def strptime_epoch(text: bytes) -> int | None:
     return int(moment.timestamp()) + leap
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=2000)
 @given(apache_texts())
 def test_the_kernels_apache_time_is_strptimes(text: bytes) -> None:
     from airflow_provider_logtap._kernel import apache_epoch
@@ -509,7 +509,7 @@ def test_leap_years_and_second_sixty() -> None:
     assert read(b"31/Dec/2016:23:59:60 +0000") == read(b"01/Jan/2017:00:00:00 +0000")
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=2000)
 @given(st.integers(-62135596800, 253402300799))  # 0001-01-01 to 9999-12-31 23:59:59
 def test_iso_utc_is_what_datetime_writes(epoch: int) -> None:
     from airflow_provider_logtap.core.accesslog import iso_utc

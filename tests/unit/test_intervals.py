@@ -365,7 +365,7 @@ def generate(rnd: random.Random, n: int, outliers: int, jitter: int) -> list[int
     return stamps
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32),
     partitions=st.integers(1, 3),

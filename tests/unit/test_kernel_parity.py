@@ -145,7 +145,7 @@ def lines(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.parametrize("log_format", [f for f in LOG_FORMATS if f != "common"])
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(values=st.lists(st.one_of(lines(), st.none()), min_size=1, max_size=20))
 def test_generated_lines_give_what_the_python_way_gives(log_format: str, values: list[bytes | None]) -> None:
     assert_parity(AccessLogParser(log_format=log_format), values)
@@ -221,7 +221,7 @@ def timed_lines(draw: st.DrawFn) -> bytes | None:
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(values=st.lists(timed_lines(), min_size=1, max_size=30))
 def test_the_kernels_split_is_the_python_split(name: str, values: list[bytes | None]) -> None:
     for template in ("dt=%Y-%m-%d/hour=%H", "m=%M"):
@@ -291,7 +291,7 @@ def test_a_parser_and_a_partitioner_shared_by_threads_take_turns() -> None:
     assert together == [alone] * 12
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.lists(
         st.binary(max_size=40)
@@ -332,7 +332,7 @@ class _Message:
         return self._error
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.lists(
         st.tuples(
@@ -378,7 +378,7 @@ _IP_PIECES = st.sampled_from(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=3000)
 @given(
     text=st.one_of(
         st.lists(_IP_PIECES, max_size=16).map(b"".join),
@@ -428,7 +428,7 @@ def _ip_as_the_c_library_reads_it(h: str) -> str | None:
     return None
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=2000)
 @given(
     h=st.one_of(
         st.lists(_IP_PIECES, max_size=12).map(lambda p: b"".join(p).decode("utf-8", "backslashreplace")),

@@ -161,7 +161,7 @@ def test_the_executor_builds_the_task_pod_from_template_executor_and_override() 
     ApiClient().sanitize_for_serialization(pod)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     chunk_records=st.integers(min_value=1, max_value=2_000_000_000),
     more=st.integers(min_value=0, max_value=10_000_000),

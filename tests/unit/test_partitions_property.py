@@ -157,7 +157,7 @@ TEMPLATES = [
 ]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(lines(), min_size=1, max_size=40), st.sampled_from(TEMPLATES))
 def test_the_fast_path_is_the_regex(values: list[bytes | None], template_zone: tuple[str, str]) -> None:
     template, zone = template_zone
@@ -171,7 +171,7 @@ def test_the_fast_path_is_the_regex(values: list[bytes | None], template_zone: t
             assert fresh.text(line) == (None if m is None else m[1])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.lists(
         st.tuples(st.sampled_from(COLONS), st.sampled_from(SECONDS), st.sampled_from(CLOSES), timestamps()),

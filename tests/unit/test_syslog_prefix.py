@@ -381,7 +381,7 @@ def expect_core(doc: dict[str, Any] | str, expect: dict[str, Any], tail: bool = 
     assert doc.get("user_agent", {}).get("original") == (expect["agent"] if tail else None)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500)
 @given(access=access_lines(), prefix=st.one_of(rfc3164(), rfc5424()))
 @example(  # the line
     access=(LINE, {}),
@@ -411,7 +411,7 @@ def test_a_syslog_prefix_before_any_line_gives_the_line_own_fields(
         assert doc.get("log") == ({"syslog": syslog} if syslog else None)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500)
 @given(
     access=access_lines(),
     prefix=st.one_of(garbage, rfc3164().map(lambda p: p[0]), rfc5424().map(lambda p: p[0])),

@@ -251,7 +251,7 @@ def _base(model: type[Any]) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.sampled_from(MODELS).flatmap(
         lambda m: st.tuples(st.just(m), st.sampled_from(m.setting_names()), WRONG)
