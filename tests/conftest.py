@@ -28,7 +28,7 @@ if "AIRFLOW_HOME" not in os.environ or os.environ.get("LOGTAP_TEST_OWN_AIRFLOW_H
 # took 317 ms once, over Hypothesis's default 200 ms deadline, and failed the run as "flaky"). No deadline, anywhere.
 from hypothesis import settings  # noqa: E402
 
-settings.register_profile("logtap")
+settings.register_profile("logtap", deadline=None)
 settings.load_profile("logtap")
 
 # opensearch-py logs every request as a curl command with its whole body at INFO.
