@@ -274,19 +274,25 @@ TOO_MANY = json.dumps(
 def search_behind(
     fault_proxy: Callable[[str], FaultProxy], opensearch_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., tuple[FaultProxy, Any]]:
-    """``search_behind(**sink_settings)``: (proxy, a search sink whose client the target builds from an
-    Airflow opensearch connection to the proxy, with a 3 s request timeout)."""
+    """``search_behind(timeout=..., **sink_settings)``: (proxy, a search sink whose client the target builds
+    from an Airflow opensearch connection to the proxy, with that request timeout: long by default, as a loaded
+    machine's OpenSearch node can take seconds over a bulk request, and a timeout is not the fault tested)."""
     from airflow_provider_logtap.core.accesslog import AccessLogParser
     from airflow_provider_logtap.sinks.search import SearchSink
     from airflow_provider_logtap.targets import search_client
 
-    def make(**settings: Any) -> tuple[FaultProxy, Any]:
+    def make(timeout: float = 30, **settings: Any) -> tuple[FaultProxy, Any]:
         proxy = fault_proxy(opensearch_url)
         conn_id = f"search_faults_{uuid.uuid4().hex[:8]}"
         monkeypatch.setenv(
             f"AIRFLOW_CONN_{conn_id.upper()}",
             json.dumps(
-                {"conn_type": "opensearch", "host": proxy.host, "port": proxy.port, "extra": {"timeout": 3}}
+                {
+                    "conn_type": "opensearch",
+                    "host": proxy.host,
+                    "port": proxy.port,
+                    "extra": {"timeout": timeout},
+                }
             ),
         )
         sink = SearchSink(
@@ -333,6 +339,8 @@ def _items_429(body: bytes) -> bytes:
     return json.dumps(response).encode()
 
 
+SLOW_TIMEOUT = 3
+
 SEARCH_FAULTS = {
     "whole-request-429": {"status": 429, "body": TOO_MANY, "headers": {"Content-Type": "application/json"}},
     "whole-request-503": {"status": 503, "body": "", "times": 4},  # the client's own retries take 3
@@ -340,7 +348,8 @@ SEARCH_FAULTS = {
     # opensearch-py retries a dropped connection 3 times itself, at once: the fourth reaches the sink.
     "dropped-mid-request": {"reset_request_after": 2000, "times": 4},
     "dropped-mid-response": {"reset_response_after": 40, "times": 4},  # the documents were indexed
-    "slower-than-the-timeout": {"delay": 3.5, "times": 1},  # indexed, answered after the client gave up
+    # indexed, answered after the client gave up (the test's client waits SLOW_TIMEOUT seconds for this one)
+    "slower-than-the-timeout": {"delay": SLOW_TIMEOUT + 0.5, "times": 1},
 }
 
 
@@ -348,8 +357,8 @@ SEARCH_FAULTS = {
 def test_search_bulk_faults_are_retried_and_every_document_is_indexed_once(
     fault: str, search_behind: Callable[..., tuple[FaultProxy, Any]], opensearch_url: str, topic_name: str
 ) -> None:
-    proxy, sink = search_behind()
     rule = {"times": 2, **SEARCH_FAULTS[fault]}
+    proxy, sink = search_behind(**({"timeout": SLOW_TIMEOUT} if "delay" in rule else {}))
     proxy.fail(method="POST", path=r"/_bulk", **rule)
     values = search_values(seed=len(fault))
     rng = OffsetRange(topic=topic_name, partition=0, start=0, end=len(values))

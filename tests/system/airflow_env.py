@@ -15,6 +15,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 import warnings
 import zlib
@@ -77,6 +79,7 @@ class AirflowEnv:
     #: in a new interpreter; ``$LOGTAP_TEST_FORK_SERVER=0`` turns it off.
     fork_server: bool = False
     _server: Any = field(default=None, repr=False)
+    _token: str | None = field(default=None, repr=False)
 
     @property
     def airflow(self) -> str:
@@ -249,8 +252,15 @@ class AirflowEnv:
         ``/api/v1/...`` with basic auth (Airflow 2). The paths and payloads used here are the same in both."""
         if self.version == "2":
             return _request(method, f"{self.api_url}/api/v1{path}", body, basic=ADMIN)
-        token = _request("GET", f"{self.api_url}/auth/token")["access_token"]
-        return _request(method, f"{self.api_url}/api/v2{path}", body, token)
+        if self._token is None:  # one token per home (Airflow's JWTs last far longer than a test)
+            self._token = _request("GET", f"{self.api_url}/auth/token")["access_token"]
+        try:
+            return _request(method, f"{self.api_url}/api/v2{path}", body, self._token)
+        except urllib.error.HTTPError as error:
+            if error.code != 401:
+                raise
+            self._token = None
+            return self.api(method, path, body)
 
     def run(
         self, *args: str, extra_env: dict[str, str] | None = None, check: bool = True, timeout: float = 600
@@ -476,7 +486,6 @@ def _request(
     method: str, url: str, body: Any = None, token: str | None = None, basic: tuple[str, str] | None = None
 ) -> Any:
     import base64
-    import urllib.request
 
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
@@ -485,8 +494,22 @@ def _request(
         req.add_header("Authorization", f"Bearer {token}")
     if basic:
         req.add_header("Authorization", "Basic " + base64.b64encode(":".join(basic).encode()).decode())
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        payload = resp.read()
+    # The API server answers from one process that the tasks' own execution-API calls and the scheduler's work
+    # share on a loaded machine: a read waits up to a minute and is asked again (idempotent); a write is
+    # asked once, with the longest wait, so that it is never done twice.
+    attempts, timeout = (3, 60) if method == "GET" else (1, 180)
+    for attempt in range(1, attempts + 1):
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                payload = resp.read()
+            break
+        except (TimeoutError, ConnectionResetError, urllib.error.URLError) as error:
+            timed_out = not isinstance(error, urllib.error.URLError) or isinstance(error.reason, TimeoutError)
+            if isinstance(error, urllib.error.HTTPError) or not timed_out:
+                raise
+            if attempt == attempts:
+                raise TimeoutError(f"{method} {url}: no answer in {attempts} attempts ({error})") from error
+            print(f"{method} {url}: {error!r}, asked again", file=sys.stderr)
     return json.loads(payload) if payload else None
 
 

@@ -191,11 +191,11 @@ def ui_page(airflow: AirflowEnv, path: str) -> str:
 
     assert airflow.version == "2", "Airflow 3's UI pages are rendered by the browser"
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    login = opener.open(f"{airflow.api_url}/login/", timeout=30).read().decode()
+    login = opener.open(f"{airflow.api_url}/login/", timeout=120).read().decode()
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login)
     assert match, "no CSRF token in the login form"
     form = {"username": ADMIN[0], "password": ADMIN[1], "csrf_token": match.group(1)}
-    opener.open(f"{airflow.api_url}/login/", urllib.parse.urlencode(form).encode(), timeout=30).read()
-    with opener.open(f"{airflow.api_url}{path}", timeout=30) as page:
+    opener.open(f"{airflow.api_url}/login/", urllib.parse.urlencode(form).encode(), timeout=120).read()
+    with opener.open(f"{airflow.api_url}{path}", timeout=120) as page:
         assert "/login" not in page.url, "not logged in"
         return str(page.read().decode())
