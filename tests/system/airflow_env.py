@@ -252,15 +252,16 @@ class AirflowEnv:
         ``/api/v1/...`` with basic auth (Airflow 2). The paths and payloads used here are the same in both."""
         if self.version == "2":
             return _request(method, f"{self.api_url}/api/v1{path}", body, basic=ADMIN)
+        token_url, url = f"{self.api_url}/auth/token", f"{self.api_url}/api/v2{path}"
         if self._token is None:  # one token per home (Airflow's JWTs last far longer than a test)
-            self._token = _request("GET", f"{self.api_url}/auth/token")["access_token"]
+            self._token = _request("GET", token_url)["access_token"]
         try:
-            return _request(method, f"{self.api_url}/api/v2{path}", body, self._token)
+            return _request(method, url, body, self._token)
         except urllib.error.HTTPError as error:
             if error.code != 401:
                 raise
-            self._token = None
-            return self.api(method, path, body)
+        self._token = _request("GET", token_url)["access_token"]  # it expired: once more, with a new one
+        return _request(method, url, body, self._token)
 
     def run(
         self, *args: str, extra_env: dict[str, str] | None = None, check: bool = True, timeout: float = 600
