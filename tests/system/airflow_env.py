@@ -504,10 +504,11 @@ def _request(
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 payload = resp.read()
             break
+        except urllib.error.HTTPError:
+            raise  # an answer, not a wait
         except (TimeoutError, ConnectionResetError, urllib.error.URLError) as error:
-            timed_out = not isinstance(error, urllib.error.URLError) or isinstance(error.reason, TimeoutError)
-            if isinstance(error, urllib.error.HTTPError) or not timed_out:
-                raise
+            if isinstance(error, urllib.error.URLError) and not isinstance(error.reason, TimeoutError):
+                raise  # refused, unknown host: asking again does not help
             if attempt == attempts:
                 raise TimeoutError(f"{method} {url}: no answer in {attempts} attempts ({error})") from error
             print(f"{method} {url}: {error!r}, asked again", file=sys.stderr)
